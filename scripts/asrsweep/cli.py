@@ -1,0 +1,62 @@
+"""The `asrsweep` command: `asrsweep plan|explain|collect|status <experiment.yaml>`.
+
+Each subcommand is a module of its own (`python -m asrsweep.plan` is the same as
+`asrsweep plan`); this file only dispatches.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+from asrsweep.common import UserError, cli_main
+
+COMMANDS = {
+    "plan": "preview runs and jobs per stage; writes nothing",
+    "explain": "every setting with its value, default and description",
+    "collect": "print the best settings and WERs of an experiment's runs",
+    "status": "per run: which stages are done, running, failed or pending",
+}
+
+
+def results_dir(experiment: str, results: str = "results") -> Path:
+    """results/<experiment name> of an experiment file."""
+    from asrsweep.sweep import experiment_name
+
+    return Path(results) / experiment_name(Path(experiment))
+
+
+def translate(command: str, args: list[str]) -> list[str]:
+    """Map `collect`/`status` on an experiment file to their modules' flags."""
+    if command not in ("collect", "status") or not args or args[0].startswith("-"):
+        return args
+    experiment, rest = args[0], args[1:]
+    results = "results"
+    if "--results" in rest:
+        i = rest.index("--results")
+        results, rest = rest[i + 1], rest[:i] + rest[i + 2:]
+    folder = results_dir(experiment, results)
+    if command == "collect":
+        return ["--summary", str(folder / "summary.tsv"), *rest]
+    return ["--results", str(folder), *rest]
+
+
+def run(argv: list[str] | None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        lines = [f"  {name:8} {text}" for name, text in COMMANDS.items()]
+        print("usage: asrsweep <command> ...\n\ncommands:\n" + "\n".join(lines))
+        if argv and argv[0] not in ("-h", "--help"):
+            raise UserError(f"unknown command '{argv[0]}'; use one of {', '.join(COMMANDS)}")
+        return
+    module = importlib.import_module(f"asrsweep.{argv[0]}")
+    module.main(translate(argv[0], argv[1:]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli_main(run, argv)
+
+
+if __name__ == "__main__":
+    main()

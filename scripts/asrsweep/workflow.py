@@ -1,0 +1,120 @@
+"""The experiments of one `snakemake` invocation, indexed for the rules (not a step; no CLI).
+
+The Snakefile builds one `SweepIndex` from `--config experiment=a.yaml,b.yaml results=DIR`;
+input functions ask it which upstream stage folder a job reads, and the overwrite guard runs
+here before any job is scheduled. This module never imports snakemake.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from asrsweep.common import UserError
+from asrsweep.configio import dump_yaml, parse_yaml
+from asrsweep.sweep import Experiment, Run, flatten, load_experiment, stage_config
+
+# Stage -> the file whose existence means the stage is done (also listed in stages.json).
+STAGE_OUTPUTS = {
+    "data": "train.tsv", "features": "train.pt", "tokenizer": "tokens.txt",
+    "train": "model.pt", "emissions": "test.pt", "ngram": "lm.arpa", "lexicon": "lexicon.txt",
+    "decode": "test.json", "lm": "lm.json", "nbest": "test.tsv", "lmscore": "test.tsv",
+    "rescore": "test.json",
+}
+
+
+class SweepIndex:
+    """All runs of the requested experiments and their stage folders under `results`."""
+
+    def __init__(self, experiments: str, results: str, root: Path | None = None):
+        paths = [p.strip() for p in str(experiments).split(",") if p.strip()]
+        if not paths:
+            raise UserError("workflow config: experiment: give at least one experiment file")
+        self.results = Path(results)
+        self.experiments = {}
+        for path in paths:
+            exp = load_experiment(path, root)
+            if exp.name in self.experiments:
+                raise UserError(f"{path}: experiment name '{exp.name}' is used twice")
+            self.experiments[exp.name] = exp
+        self._by_key = {(name, stage, key): run for name, exp in self.experiments.items()
+                        for run in exp.runs for stage, key in run.keys.items()}
+
+    def run(self, exp: str, run_id: str) -> Run:
+        """The run `run_id` of experiment `exp`."""
+        return next(r for r in self.experiments[exp].runs if r.run_id == run_id)
+
+    def any_run(self, exp: str, stage: str, key: str) -> Run:
+        """A run that uses folder `key` of `stage` (all such runs agree on its upstream)."""
+        return self._by_key[(exp, stage, key)]
+
+    def stage_dir(self, exp: str, stage: str, key: str) -> Path:
+        """results/<experiment>/<stage>/<key>."""
+        return self.results / exp / stage / key
+
+    def upstream_dir(self, exp: str, stage: str, key: str, upstream: str) -> str:
+        """Folder of stage `upstream` that the job `stage/key` reads."""
+        run = self.any_run(exp, stage, key)
+        return str(self.stage_dir(exp, upstream, run.keys[upstream]))
+
+    def stage_config_json(self, exp: str, stage: str, key: str) -> str:
+        """The `--config` JSON of job `stage/key`."""
+        config = stage_config(self.any_run(exp, stage, key).config, stage)
+        return json.dumps(config, sort_keys=True)
+
+    def run_dirs(self) -> dict[tuple[str, str], Path]:
+        """(experiment, run id) -> results/<experiment>/runs/<run id>."""
+        return {(name, run.run_id): self.results / name / "runs" / run.run_id
+                for name, exp in self.experiments.items() for run in exp.runs}
+
+    def stages_json(self, exp: str, run_id: str) -> str:
+        """{stage: main output path} of a run, for `asrsweep status`."""
+        run = self.run(exp, run_id)
+        return json.dumps({stage: str(self.stage_dir(exp, stage, run.keys[stage]) / out)
+                           for stage, out in STAGE_OUTPUTS.items()}, sort_keys=True)
+
+
+def config_changes(old: dict, new: dict) -> list[str]:
+    """'key: old -> new' for every leaf setting that differs."""
+    flat_old, flat_new = flatten(old), flatten(new)
+    return [f"{k}: {flat_old.get(k, '<absent>')!r} -> {flat_new.get(k, '<absent>')!r}"
+            for k in sorted(set(flat_old) | set(flat_new)) if flat_old.get(k) != flat_new.get(k)]
+
+
+def run_state(run_dir: Path, run: Run) -> tuple[str, list[str]]:
+    """('new' | 'done' | 'pending' | 'changed', changes) of a run folder on disk."""
+    config_file = run_dir / "config.yaml"
+    if not config_file.exists():
+        return "new", []
+    changes = config_changes(parse_yaml(config_file.read_text(), str(config_file)), run.config)
+    if changes:
+        return "changed", changes
+    return ("done" if (run_dir / "result.json").exists() else "pending"), []
+
+
+def guard(index: SweepIndex, overwrite: bool) -> None:
+    """Refuse run ids whose folder holds a different resolved config, unless `overwrite`."""
+    if overwrite:
+        return
+    problems = []
+    for (exp, run_id), run_dir in index.run_dirs().items():
+        state, changes = run_state(run_dir, index.run(exp, run_id))
+        if state == "changed":
+            shown = "; ".join(changes[:5]) + (f"; ... {len(changes) - 5} more" if len(changes) > 5 else "")
+            problems.append(f"{run_dir}/config.yaml: run '{run_id}' exists with a different "
+                            f"config ({shown})")
+    if problems:
+        problems.append("ways forward: rename the experiment file (new results folder), or rerun with "
+                        "--config overwrite=true to point these ids at the new config (existing "
+                        "checkpoints and artifacts are kept in their own stage folders)")
+        raise UserError("\n".join(problems))
+
+
+def run_config_yaml(run: Run) -> str:
+    """The resolved config of a run as written to its folder."""
+    return dump_yaml(run.config)
+
+
+def experiment_of(exp: Experiment) -> str:
+    """Path of the experiment file as given."""
+    return str(exp.path)

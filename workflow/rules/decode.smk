@@ -1,0 +1,113 @@
+# N-gram LM, lexicon, and the wav2letter-style decoder sweep over cached emissions: shards of the
+# dev sweep run as separate jobs and merge; test is decoded once, with the frozen dev choice.
+
+
+def sweep_shards(wildcards):
+    """All shard tables of a decoder sweep (decode.sweep.shards jobs)."""
+    count = INDEX.any_run(wildcards.exp, "decode", wildcards.key).config["decode"]["sweep"]["shards"]
+    folder = INDEX.stage_dir(wildcards.exp, "decode", wildcards.key)
+    return [f"{folder}/shards/{i}-of-{count}.tsv" for i in range(count)]
+
+
+rule train_ngram:
+    input:
+        config=stage_path("ngram", "config.json"),
+        text=upstream("ngram", "data", "lm.txt"),
+    output:
+        stage_path("ngram", "lm.arpa"),
+    params:
+        outdir=stage_dir("ngram"),
+    log:
+        log_path("train_ngram"),
+    resources:
+        mem_mb=mem_by_attempt(4000),
+        runtime=60,
+    shell:
+        "python -m asrsweep.train_ngram --config {input.config} --text {input.text}"
+        " --outdir {params.outdir} > {log} 2>&1"
+
+
+rule make_lexicon:
+    input:
+        tokens=upstream("lexicon", "tokenizer", "tokens.txt"),
+        arpa=upstream("lexicon", "ngram", "lm.arpa"),
+    output:
+        stage_path("lexicon", "lexicon.txt"),
+    params:
+        tokenizer=upstream("lexicon", "tokenizer"),
+        outdir=stage_dir("lexicon"),
+    log:
+        log_path("make_lexicon"),
+    shell:
+        "python -m asrsweep.make_lexicon --tokenizer {params.tokenizer} --arpa {input.arpa}"
+        " --outdir {params.outdir} > {log} 2>&1"
+
+
+def decoder_inputs(stage):
+    """Inputs every decoding job of `stage` reads: emissions, lexicon, n-gram, tokens."""
+    return dict(
+        emissions=upstream(stage, "emissions", "dev.pt", "test.pt"),
+        lexicon=upstream(stage, "lexicon", "lexicon.txt"),
+        arpa=upstream(stage, "ngram", "lm.arpa"),
+        tokens=upstream(stage, "tokenizer", "tokens.txt"),
+    )
+
+
+rule decode_sweep:
+    input:
+        config=stage_path("decode", "config.json"),
+        **decoder_inputs("decode"),
+    output:
+        stage_path("decode", "shards/{shard}-of-{shards}.tsv"),
+    params:
+        emissions=upstream("decode", "emissions"),
+    log:
+        f"{RESULTS}/{{exp}}/logs/decode_sweep/{{key}}-{{shard}}-of-{{shards}}.log",
+    benchmark:
+        f"{RESULTS}/{{exp}}/benchmarks/decode_sweep/{{key}}-{{shard}}-of-{{shards}}.tsv"
+    threads: THREADS
+    resources:
+        mem_mb=mem_by_attempt(4000),
+        runtime=120,
+    shell:
+        "python -m asrsweep.decode_sweep --config {input.config} --emissions {params.emissions}"
+        " --lexicon {input.lexicon} --arpa {input.arpa} --tokens {input.tokens}"
+        " --shard {wildcards.shard} --num-shards {wildcards.shards} --threads {threads}"
+        " --out {output} > {log} 2>&1"
+
+
+rule merge_sweep:
+    input:
+        sweep_shards,
+    output:
+        sweep=stage_path("decode", "sweep.tsv"),
+        best=stage_path("decode", "best_on_dev.json"),
+    params:
+        outdir=stage_dir("decode"),
+    log:
+        log_path("merge_sweep"),
+    shell:
+        "python -m asrsweep.merge_sweep --shards {input} --out-dir {params.outdir} > {log} 2>&1"
+
+
+rule decode_test:
+    input:
+        config=stage_path("decode", "config.json"),
+        best=stage_path("decode", "best_on_dev.json"),
+        **decoder_inputs("decode"),
+    output:
+        test=stage_path("decode", "test.json"),
+        hyps=[stage_path("decode", f"hyps_{s}.tsv") for s in ("dev", "test")],
+    params:
+        emissions=upstream("decode", "emissions"),
+        outdir=stage_dir("decode"),
+    log:
+        log_path("decode_test"),
+    threads: THREADS
+    resources:
+        mem_mb=mem_by_attempt(4000),
+        runtime=60,
+    shell:
+        "python -m asrsweep.decode_test --config {input.config} --emissions {params.emissions}"
+        " --lexicon {input.lexicon} --arpa {input.arpa} --tokens {input.tokens}"
+        " --best {input.best} --threads {threads} --outdir {params.outdir} > {log} 2>&1"

@@ -1,0 +1,64 @@
+# CTC training per distinct acoustic setting (the GPU job) and its cached emissions.
+# Checkpoints live in R/E/checkpoints/<key>/, outside the declared outputs: snakemake deletes the
+# outputs of a failed job, and a killed or timed-out job must resume, never restart.
+
+
+def train_launcher(wildcards, resources):
+    """`python -m` on one device; torchrun (DDP, one process per GPU) when given several GPUs."""
+    if resources.gpu > 1:
+        return f"torchrun --standalone --nproc_per_node {resources.gpu} -m"
+    return "python -m"
+
+
+rule train:
+    input:
+        config=stage_path("train", "config.json"),
+        feats=upstream("train", "features", "train.pt", "dev.pt"),
+        tokens=upstream("train", "tokenizer", "tokens.txt"),
+    output:
+        model=stage_path("train", "model.pt"),
+        log_tsv=stage_path("train", "train_log.tsv"),
+        summary=stage_path("train", "train.json"),
+    params:
+        launcher=train_launcher,
+        features=upstream("train", "features"),
+        tokenizer=upstream("train", "tokenizer"),
+        outdir=stage_dir("train"),
+        checkpoints=f"{RESULTS}/{{exp}}/checkpoints/{{key}}",
+    log:
+        log_path("train"),
+    benchmark:
+        bench_path("train")
+    threads: THREADS
+    resources:
+        gpu=GPUS,
+        mem_mb=mem_by_attempt(8000),
+        runtime=240,
+        # SIGUSR1 to the batch shell 2 min before the time limit: training checkpoints and
+        # exits; the profile's retries resubmit and it resumes (see README, "SLURM").
+        slurm_extra="'--signal=B:USR1@120'",
+    shell:
+        "{params.launcher} asrsweep.train --config {input.config} --features {params.features}"
+        " --tokenizer {params.tokenizer} --outdir {params.outdir}"
+        " --checkpoint-dir {params.checkpoints} --threads {threads} > {log} 2>&1"
+
+
+rule compute_emissions:
+    input:
+        model=stage_path("train", "model.pt"),
+        feats=upstream("train", "features", "dev.pt", "test.pt"),
+    output:
+        [stage_path("emissions", f"{s}.pt") for s in ("dev", "test")],
+    params:
+        features=upstream("train", "features"),
+        outdir=stage_dir("emissions"),
+    log:
+        log_path("compute_emissions"),
+    threads: THREADS
+    resources:
+        gpu=min(GPUS, 1),
+        mem_mb=mem_by_attempt(4000),
+        runtime=60,
+    shell:
+        "python -m asrsweep.emissions --model {input.model} --features {params.features}"
+        " --outdir {params.outdir} --threads {threads} > {log} 2>&1"
