@@ -139,6 +139,9 @@ def _check_list(where: str, key: str, values: Any, known: dict, problems: _Probl
     if not values:
         problems.add(where, "empty list of values; give at least one value or remove the key")
         return False
+    if key not in known:
+        problems.add(where, f"unknown setting '{key}'{_did_you_mean(key, known)}")
+        return False
     texts = [json.dumps(v, sort_keys=True) for v in values]
     dups = sorted({t for t in texts if texts.count(t) > 1})
     if dups:

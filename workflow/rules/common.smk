@@ -76,19 +76,6 @@ def quoted_stage_config(wildcards):
     return shlex.quote(INDEX.stage_config_json(wildcards.exp, wildcards.stage, wildcards.key))
 
 
-def setting(stage, dotted):
-    """Params function: one resolved setting of the run(s) behind a `stage` job."""
-
-    def _value(wildcards):
-        value = INDEX.any_run(wildcards.exp, stage, wildcards.key).config
-        for part in dotted.split("."):
-            value = value[part]
-        return value
-
-    _value.__name__ = f"{stage}_{dotted.replace('.', '_')}"
-    return _value
-
-
 def mem_by_attempt(base_mb):
     """Resource function: each retry asks for more memory (an out-of-memory kill retries bigger)."""
 
@@ -96,3 +83,74 @@ def mem_by_attempt(base_mb):
         return base_mb * attempt
 
     return _mem
+
+
+def data_step(wildcards):
+    """The step that prepares the corpus: the generated demo, or the ingestion of a real one."""
+    source = INDEX.any_run(wildcards.exp, "data", wildcards.key).config["data"]["source"]
+    return "prepare_demo" if source == "demo" else "prepare_corpus"
+
+
+def train_launcher(wildcards, resources):
+    """`python -m` on one device; torchrun (DDP, one process per GPU) when given several GPUs."""
+    if resources.gpu > 1:
+        return f"torchrun --standalone --nproc_per_node {resources.gpu} -m"
+    return "python -m"
+
+
+def sweep_shards(wildcards):
+    """All shard tables of a decoder sweep (decode.sweep.shards jobs)."""
+    count = INDEX.any_run(wildcards.exp, "decode", wildcards.key).config["decode"]["sweep"]["shards"]
+    folder = INDEX.stage_dir(wildcards.exp, "decode", wildcards.key)
+    return [f"{folder}/shards/{i}-of-{count}.tsv" for i in range(count)]
+
+
+def decoder_inputs(stage):
+    """Inputs every decoding job of `stage` reads: emissions, lexicon, n-gram, tokens."""
+    return dict(
+        emissions=upstream(stage, "emissions", "dev.pt", "test.pt"),
+        lexicon=upstream(stage, "lexicon", "lexicon.txt"),
+        arpa=upstream(stage, "ngram", "lm.arpa"),
+        tokens=upstream(stage, "tokenizer", "tokens.txt"),
+    )
+
+
+def run_config_text(wildcards):
+    """Params function: the run's resolved config as JSON, shell-quoted."""
+    return shlex.quote(json.dumps(INDEX.run(wildcards.exp, wildcards.run).config, sort_keys=True))
+
+
+def run_stage_file(stage, filename):
+    """Input function: a file of the `stage` folder of a run."""
+
+    def _path(wildcards):
+        key = INDEX.run(wildcards.exp, wildcards.run).keys[stage]
+        return str(INDEX.stage_dir(wildcards.exp, stage, key) / filename)
+
+    _path.__name__ = f"run_{stage}_{filename.replace('.', '_')}"
+    return _path
+
+
+def run_values(wildcards):
+    """Params function: the run's varied values as JSON, shell-quoted."""
+    return shlex.quote(json.dumps(INDEX.run(wildcards.exp, wildcards.run).values, sort_keys=True))
+
+
+def run_stages(wildcards):
+    """Params function: {stage: main output} of the run as JSON, shell-quoted."""
+    return shlex.quote(INDEX.stages_json(wildcards.exp, wildcards.run))
+
+
+def experiment_results(wildcards):
+    """All result.json files of an experiment."""
+    return [f"{d}/result.json" for (exp, _), d in INDEX.run_dirs().items() if exp == wildcards.exp]
+
+
+def experiment_file(wildcards):
+    """Params function: the experiment file as given on the command line."""
+    return str(INDEX.experiments[wildcards.exp].path)
+
+
+def run_dir(wildcards):
+    """Params function: the run's folder, R/E/runs/<run>."""
+    return str(INDEX.run_dirs()[(wildcards.exp, wildcards.run)])

@@ -2,12 +2,6 @@
 # shared by every run that uses it.
 
 
-def data_step(wildcards):
-    """The step that prepares the corpus: the generated demo, or the ingestion of a real one."""
-    source = INDEX.any_run(wildcards.exp, "data", wildcards.key).config["data"]["source"]
-    return "prepare_demo" if source == "demo" else "prepare_corpus"
-
-
 rule prepare_data:
     input:
         config=stage_path("data", "config.json"),

@@ -2,13 +2,6 @@
 # dev sweep run as separate jobs and merge; test is decoded once, with the frozen dev choice.
 
 
-def sweep_shards(wildcards):
-    """All shard tables of a decoder sweep (decode.sweep.shards jobs)."""
-    count = INDEX.any_run(wildcards.exp, "decode", wildcards.key).config["decode"]["sweep"]["shards"]
-    folder = INDEX.stage_dir(wildcards.exp, "decode", wildcards.key)
-    return [f"{folder}/shards/{i}-of-{count}.tsv" for i in range(count)]
-
-
 rule train_ngram:
     input:
         config=stage_path("ngram", "config.json"),
@@ -41,16 +34,6 @@ rule make_lexicon:
     shell:
         "python -m asrsweep.make_lexicon --tokenizer {params.tokenizer} --arpa {input.arpa}"
         " --outdir {params.outdir} > {log} 2>&1"
-
-
-def decoder_inputs(stage):
-    """Inputs every decoding job of `stage` reads: emissions, lexicon, n-gram, tokens."""
-    return dict(
-        emissions=upstream(stage, "emissions", "dev.pt", "test.pt"),
-        lexicon=upstream(stage, "lexicon", "lexicon.txt"),
-        arpa=upstream(stage, "ngram", "lm.arpa"),
-        tokens=upstream(stage, "tokenizer", "tokens.txt"),
-    )
 
 
 rule decode_sweep:

@@ -2,41 +2,6 @@
 # the report. Every leaf result carries its parameters, so the summary only concatenates.
 
 
-def run_config_text(wildcards):
-    """Params function: the run's resolved config as JSON, shell-quoted."""
-    return shlex.quote(json.dumps(INDEX.run(wildcards.exp, wildcards.run).config, sort_keys=True))
-
-
-def run_stage_file(stage, filename):
-    """Input function: a file of the `stage` folder of a run."""
-
-    def _path(wildcards):
-        key = INDEX.run(wildcards.exp, wildcards.run).keys[stage]
-        return str(INDEX.stage_dir(wildcards.exp, stage, key) / filename)
-
-    _path.__name__ = f"run_{stage}_{filename.replace('.', '_')}"
-    return _path
-
-
-def run_values(wildcards):
-    """Params function: the run's varied values as JSON, shell-quoted."""
-    return shlex.quote(json.dumps(INDEX.run(wildcards.exp, wildcards.run).values, sort_keys=True))
-
-
-def run_stages(wildcards):
-    """Params function: {stage: main output} of the run as JSON, shell-quoted."""
-    return shlex.quote(INDEX.stages_json(wildcards.exp, wildcards.run))
-
-
-def experiment_results(wildcards):
-    """All result.json files of an experiment."""
-    return [f"{d}/result.json" for (exp, _), d in INDEX.run_dirs().items() if exp == wildcards.exp]
-
-
-def experiment_file(wildcards):
-    return str(INDEX.experiments[wildcards.exp].path)
-
-
 rule write_run_config:
     output:
         f"{RESULTS}/{{exp}}/runs/{{run}}/config.yaml",
@@ -71,7 +36,7 @@ rule run_result:
     output:
         f"{RESULTS}/{{exp}}/runs/{{run}}/result.json",
     params:
-        run_dir=f"{RESULTS}/{{exp}}/runs/{{run}}",
+        run_dir=run_dir,
         values=run_values,
         stages=run_stages,
     log:

@@ -3,13 +3,6 @@
 # outputs of a failed job, and a killed or timed-out job must resume, never restart.
 
 
-def train_launcher(wildcards, resources):
-    """`python -m` on one device; torchrun (DDP, one process per GPU) when given several GPUs."""
-    if resources.gpu > 1:
-        return f"torchrun --standalone --nproc_per_node {resources.gpu} -m"
-    return "python -m"
-
-
 rule train:
     input:
         config=stage_path("train", "config.json"),

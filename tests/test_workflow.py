@@ -1,0 +1,84 @@
+"""The workflow as snakemake sees it: dry runs of every shipped experiment, lint, guard."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from asrsweep.common import UserError
+from asrsweep.configio import dump_yaml, load_yaml
+from asrsweep.workflow import SweepIndex, guard
+from conftest import ROOT
+
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+EXPERIMENTS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "config" / "experiments").rglob("*.yaml"))
+
+
+def snakemake(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    return subprocess.run([SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, env=env)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_dry_run_of_every_shipped_experiment(experiment, tmp_path):
+    proc = snakemake("-n", "--config", f"experiment={experiment}", f"results={tmp_path}/r")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert "rule train" in proc.stdout or "train " in proc.stdout
+    assert not (tmp_path / "r").exists()  # a dry run writes nothing
+
+
+def test_dry_run_shares_training_between_decoder_variants(tmp_path):
+    proc = snakemake("-n", "--config", "experiment=config/experiments/demo.yaml",
+                     f"results={tmp_path}/r")
+    counts = dict(line.split()[:2] for line in proc.stdout.splitlines()
+                  if len(line.split()) == 2 and line.split()[1].isdigit())
+    assert counts["train"] == "1" and counts["train_ngram"] == "2" and counts["decode_test"] == "2"
+
+
+def test_several_experiments_and_relocated_results(tmp_path):
+    proc = snakemake("-n", "--config",
+                     "experiment=config/experiments/demo.yaml,config/experiments/smoke.yaml",
+                     f"results={tmp_path}/elsewhere")
+    assert proc.returncode == 0, proc.stderr
+    assert f"{tmp_path}/elsewhere/demo/" in proc.stdout and f"{tmp_path}/elsewhere/smoke/" in proc.stdout
+
+
+def test_bad_experiment_through_snakemake_is_one_line_and_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("variables: {model.layer: [1, 2]}\n")
+    proc = snakemake("-n", "--config", f"experiment={bad}", f"results={tmp_path}/r")
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {bad}: variables.model.layer: unknown setting 'model.layer'; did you mean 'model.layers'?"]
+    assert not (tmp_path / "r").exists()
+
+
+def test_lint_is_clean_but_for_software_environments():
+    # The one lint we keep: rules name no conda env or container, because every job runs in
+    # the project's own virtual environment (README, "Lint").
+    proc = snakemake("--lint")
+    lints = [line.strip() for line in (proc.stdout + proc.stderr).splitlines()
+             if line.strip().startswith("* ")]
+    assert lints and all("conda environment or container" in line for line in lints), lints
+
+
+def test_guard_refuses_a_changed_run_and_override_allows_it(tmp_path, write_experiment, in_repo):
+    exp = write_experiment("controls: {train.lr: 0.001}\nvariables: {ngram.order: [3]}\n", "g")
+    index = SweepIndex(str(exp), str(tmp_path))
+    run_dir = tmp_path / "g" / "runs" / "order=3"
+    run_dir.mkdir(parents=True)
+    config = copy.deepcopy(index.run("g", "order=3").config)
+    (run_dir / "config.yaml").write_text(dump_yaml(config))
+    guard(index, overwrite=False)  # same config: fine
+    config["train"]["lr"] = 0.002
+    (run_dir / "config.yaml").write_text(dump_yaml(config))
+    with pytest.raises(UserError) as err:
+        guard(index, overwrite=False)
+    assert "train.lr: 0.002 -> 0.001" in str(err.value) and "overwrite=true" in str(err.value)
+    guard(index, overwrite=True)
+    assert load_yaml(run_dir / "config.yaml")["train"]["lr"] == 0.002  # the guard never writes
