@@ -12,7 +12,6 @@ configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/config.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/decode.smk"
@@ -23,4 +22,5 @@ include: "workflow/rules/results.smk"
 rule all:
     input:
         f"{RESULTS}/summary.tsv",
+        expand(f"{RESULTS}/{{exp}}/report", exp=sorted(INDEX.experiments)),
     default_target: True

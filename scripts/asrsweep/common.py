@@ -13,6 +13,7 @@ import shlex
 import signal
 import sys
 import tempfile
+import typing
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -45,6 +46,9 @@ def atomic_write(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp_path.chmod(0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -92,27 +96,16 @@ def from_mapping(cls: type[T], data: dict, where: str) -> T:
     if not isinstance(data, dict):
         raise UserError(f"{where}: expected a mapping, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise UserError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}")
     kwargs = {}
     for name, value in data.items():
-        ftype = fields[name].type
-        sub = _dataclass_type(ftype)
+        sub = hints.get(name)
+        sub = sub if isinstance(sub, type) and dataclasses.is_dataclass(sub) else None
         kwargs[name] = from_mapping(sub, value, f"{where}.{name}") if sub and isinstance(value, dict) else value
     return cls(**kwargs)
-
-
-def _dataclass_type(ftype: Any) -> type | None:
-    """Return the dataclass named by a field's annotation (string or type), if it is one."""
-    if isinstance(ftype, type) and dataclasses.is_dataclass(ftype):
-        return ftype
-    if isinstance(ftype, str):
-        for module in list(sys.modules.values()):
-            candidate = getattr(module, ftype, None) if module else None
-            if isinstance(candidate, type) and dataclasses.is_dataclass(candidate):
-                return candidate
-    return None
 
 
 def load_section(config_path: str | os.PathLike, section: str, cls: type[T]) -> T:

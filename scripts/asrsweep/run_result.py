@@ -1,6 +1,7 @@
-"""Gather one run's results and provenance: `python -m asrsweep.run_result --experiment demo --run order=3 --run-dir results/demo/runs/order=3 --values '{"ngram.order": 3}' --stages '{...}'`.
+"""Gather one run's results and provenance: `python -m asrsweep.run_result --experiment demo --run order=3 --run-dir results/demo/runs/order=3 --config-json '{...}' --values '{"ngram.order": 3}' --stages '{...}'`.
 
 Writes into the run folder:
+- `config.yaml`: the run's fully resolved config;
 - `result.json`: the run's varied values, the leaf results of its stages and their paths;
 - `provenance.json`: workflow git commit and dirty flag, package versions, python, host;
 - `commands/<stage>.sh`: the exact command each stage's step ran (copied from its folder);
@@ -18,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 from asrsweep.common import UserError, cli_main, read_json, write_json_atomic, write_text_atomic
+from asrsweep.configio import dump_yaml
 
 PACKAGES = ("asrsweep", "torch", "snakemake", "snakemake-executor-plugin-slurm", "transformers",
             "sentencepiece", "flashlight-text", "jiwer", "numpy", "pandas", "ufal.kenlm", "kenlm")
@@ -86,23 +88,30 @@ def gather(stages: dict[str, str]) -> dict:
         "rescore": {"best_on_dev": optional_json(dirs["rescore"] / "best_on_dev.json"),
                     "test": optional_json(dirs["rescore"] / "test.json")},
         "lm": optional_json(dirs["lm"] / "lm.json"),
-        "paths": {stage: str(folder) for stage, folder in dirs.items()},
+        "paths": {**{stage: str(folder) for stage, folder in dirs.items()},
+                  "train_log": str(dirs["train"] / "train_log.tsv"),
+                  "lm_log": str(dirs["lm"] / "train_log.tsv"),
+                  "sweep": str(dirs["decode"] / "sweep.tsv"),
+                  "grid": str(dirs["rescore"] / "grid.tsv")},
     }
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Write result.json, provenance.json, stages.json and commands/ of one run."""
+    """Write config.yaml, result.json, provenance.json, stages.json and commands/ of one run."""
     parser = argparse.ArgumentParser(prog="python -m asrsweep.run_result", description=main.__doc__)
     parser.add_argument("--experiment", required=True)
     parser.add_argument("--run", required=True)
     parser.add_argument("--run-dir", required=True, type=Path)
+    parser.add_argument("--config-json", required=True, help="the run's resolved config (JSON)")
     parser.add_argument("--values", required=True, help="the run's varied values (JSON)")
     parser.add_argument("--stages", required=True, help="stage -> main output path (JSON)")
     args = parser.parse_args(argv)
     try:
+        config = json.loads(args.config_json)
         values, stages = json.loads(args.values), json.loads(args.stages)
     except json.JSONDecodeError as err:
         raise UserError(f"--values/--stages: not valid JSON ({err.msg})") from None
+    write_text_atomic(args.run_dir / "config.yaml", dump_yaml(config))
     write_json_atomic(args.run_dir / "stages.json", stages)
     write_json_atomic(args.run_dir / "provenance.json", provenance())
     result = {"experiment": args.experiment, "run": args.run, "values": values, **gather(stages)}

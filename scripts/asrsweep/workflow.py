@@ -39,10 +39,14 @@ class SweepIndex:
             self.experiments[exp.name] = exp
         self._by_key = {(name, stage, key): run for name, exp in self.experiments.items()
                         for run in exp.runs for stage, key in run.keys.items()}
+        self._runs = {(name, run.run_id): run for name, exp in self.experiments.items()
+                      for run in exp.runs}
+        self._run_dirs = {(name, run_id): self.results / name / "runs" / run_id
+                          for name, run_id in self._runs}
 
     def run(self, exp: str, run_id: str) -> Run:
         """The run `run_id` of experiment `exp`."""
-        return next(r for r in self.experiments[exp].runs if r.run_id == run_id)
+        return self._runs[(exp, run_id)]
 
     def any_run(self, exp: str, stage: str, key: str) -> Run:
         """A run that uses folder `key` of `stage` (all such runs agree on its upstream)."""
@@ -64,8 +68,7 @@ class SweepIndex:
 
     def run_dirs(self) -> dict[tuple[str, str], Path]:
         """(experiment, run id) -> results/<experiment>/runs/<run id>."""
-        return {(name, run.run_id): self.results / name / "runs" / run.run_id
-                for name, exp in self.experiments.items() for run in exp.runs}
+        return self._run_dirs
 
     def stages_json(self, exp: str, run_id: str) -> str:
         """{stage: main output path} of a run, for `asrsweep status`."""

@@ -71,9 +71,30 @@ def stage_dir(stage):
     return _dir
 
 
-def quoted_stage_config(wildcards):
-    """Params function: the job's `--config` JSON, shell-quoted."""
-    return shlex.quote(INDEX.stage_config_json(wildcards.exp, wildcards.stage, wildcards.key))
+def write_config(stage):
+    """Params function: the command that writes the job's `--config` file, <folder>/config.json.
+
+    Part of the job's own shell command (not a job of its own): a 1,000-run sweep would
+    otherwise schedule thousands of one-line jobs.
+    """
+
+    def _command(wildcards):
+        folder = INDEX.stage_dir(wildcards.exp, stage, wildcards.key)
+        text = INDEX.stage_config_json(wildcards.exp, stage, wildcards.key)
+        return f"python -m asrsweep.write_config --json {shlex.quote(text)} --out {folder}/config.json"
+
+    _command.__name__ = f"write_{stage}_config"
+    return _command
+
+
+def checkpoint_dir(prefix):
+    """Params function: R/E/checkpoints/<prefix><key>, outside every declared output."""
+
+    def _dir(wildcards):
+        return f"{RESULTS}/{wildcards.exp}/checkpoints/{prefix}{wildcards.key}"
+
+    _dir.__name__ = f"checkpoints_{prefix or 'train'}"
+    return _dir
 
 
 def mem_by_attempt(base_mb):
@@ -115,7 +136,7 @@ def decoder_inputs(stage):
     )
 
 
-def run_config_text(wildcards):
+def run_config(wildcards):
     """Params function: the run's resolved config as JSON, shell-quoted."""
     return shlex.quote(json.dumps(INDEX.run(wildcards.exp, wildcards.run).config, sort_keys=True))
 

@@ -1,10 +1,8 @@
 # Corpus -> features and tokenizer. Each is computed once per setting of its sections and
-# shared by every run that uses it.
+# shared by every run that uses it. Each job first writes its --config into its own folder.
 
 
 rule prepare_data:
-    input:
-        config=stage_path("data", "config.json"),
     output:
         train=stage_path("data", "train.tsv"),
         dev=stage_path("data", "dev.tsv"),
@@ -12,6 +10,7 @@ rule prepare_data:
         lm_text=stage_path("data", "lm.txt"),
         report=stage_path("data", "report.json"),
     params:
+        write_config=write_config("data"),
         step=data_step,
         outdir=stage_dir("data"),
     log:
@@ -23,41 +22,41 @@ rule prepare_data:
         mem_mb=mem_by_attempt(4000),
         runtime=60,
     shell:
-        "python -m asrsweep.{params.step} --config {input.config} --outdir {params.outdir}"
-        " --threads {threads} > {log} 2>&1"
+        "({params.write_config} && python -m asrsweep.{params.step}"
+        " --config {params.outdir}/config.json --outdir {params.outdir}) > {log} 2>&1"
 
 
 rule compute_features:
     input:
-        config=stage_path("features", "config.json"),
-        manifests=upstream("features", "data", "train.tsv", "dev.tsv", "test.tsv"),
+        upstream("features", "data", "train.tsv", "dev.tsv", "test.tsv"),
     output:
         feats=[stage_path("features", f"{s}.pt") for s in ("train", "dev", "test")],
         cmvn=stage_path("features", "cmvn.json"),
     params:
+        write_config=write_config("features"),
         data=upstream("features", "data"),
         outdir=stage_dir("features"),
     log:
         log_path("compute_features"),
     benchmark:
         bench_path("compute_features")
-    threads: THREADS
     resources:
         mem_mb=mem_by_attempt(4000),
         runtime=60,
     shell:
-        "python -m asrsweep.compute_features --config {input.config} --data {params.data}"
-        " --outdir {params.outdir} --threads {threads} > {log} 2>&1"
+        "({params.write_config} && python -m asrsweep.compute_features"
+        " --config {params.outdir}/config.json --data {params.data} --outdir {params.outdir}"
+        " --threads {threads}) > {log} 2>&1"
 
 
 rule train_tokenizer:
     input:
-        config=stage_path("tokenizer", "config.json"),
-        train=upstream("tokenizer", "data", "train.tsv"),
+        upstream("tokenizer", "data", "train.tsv"),
     output:
         model=stage_path("tokenizer", "spm.model"),
         tokens=stage_path("tokenizer", "tokens.txt"),
     params:
+        write_config=write_config("tokenizer"),
         data=upstream("tokenizer", "data"),
         outdir=stage_dir("tokenizer"),
     log:
@@ -66,5 +65,6 @@ rule train_tokenizer:
         mem_mb=mem_by_attempt(2000),
         runtime=30,
     shell:
-        "python -m asrsweep.train_tokenizer --config {input.config} --data {params.data}"
-        " --outdir {params.outdir} > {log} 2>&1"
+        "({params.write_config} && python -m asrsweep.train_tokenizer"
+        " --config {params.outdir}/config.json --data {params.data} --outdir {params.outdir})"
+        " > {log} 2>&1"

@@ -4,11 +4,11 @@
 
 rule train_ngram:
     input:
-        config=stage_path("ngram", "config.json"),
-        text=upstream("ngram", "data", "lm.txt"),
+        upstream("ngram", "data", "lm.txt"),
     output:
         stage_path("ngram", "lm.arpa"),
     params:
+        write_config=write_config("ngram"),
         outdir=stage_dir("ngram"),
     log:
         log_path("train_ngram"),
@@ -16,8 +16,9 @@ rule train_ngram:
         mem_mb=mem_by_attempt(4000),
         runtime=60,
     shell:
-        "python -m asrsweep.train_ngram --config {input.config} --text {input.text}"
-        " --outdir {params.outdir} > {log} 2>&1"
+        "({params.write_config} && python -m asrsweep.train_ngram"
+        " --config {params.outdir}/config.json --text {input} --outdir {params.outdir})"
+        " > {log} 2>&1"
 
 
 rule make_lexicon:
@@ -38,12 +39,13 @@ rule make_lexicon:
 
 rule decode_sweep:
     input:
-        config=stage_path("decode", "config.json"),
         **decoder_inputs("decode"),
     output:
         stage_path("decode", "shards/{shard}-of-{shards}.tsv"),
     params:
+        write_config=write_config("decode"),
         emissions=upstream("decode", "emissions"),
+        outdir=stage_dir("decode"),
     log:
         f"{RESULTS}/{{exp}}/logs/decode_sweep/{{key}}-{{shard}}-of-{{shards}}.log",
     benchmark:
@@ -53,10 +55,11 @@ rule decode_sweep:
         mem_mb=mem_by_attempt(4000),
         runtime=120,
     shell:
-        "python -m asrsweep.decode_sweep --config {input.config} --emissions {params.emissions}"
+        "({params.write_config} && python -m asrsweep.decode_sweep"
+        " --config {params.outdir}/config.json --emissions {params.emissions}"
         " --lexicon {input.lexicon} --arpa {input.arpa} --tokens {input.tokens}"
         " --shard {wildcards.shard} --num-shards {wildcards.shards} --threads {threads}"
-        " --out {output} > {log} 2>&1"
+        " --out {output}) > {log} 2>&1"
 
 
 rule merge_sweep:
@@ -75,13 +78,13 @@ rule merge_sweep:
 
 rule decode_test:
     input:
-        config=stage_path("decode", "config.json"),
         best=stage_path("decode", "best_on_dev.json"),
         **decoder_inputs("decode"),
     output:
         test=stage_path("decode", "test.json"),
         hyps=[stage_path("decode", f"hyps_{s}.tsv") for s in ("dev", "test")],
     params:
+        write_config=write_config("decode"),
         emissions=upstream("decode", "emissions"),
         outdir=stage_dir("decode"),
     log:
@@ -91,6 +94,7 @@ rule decode_test:
         mem_mb=mem_by_attempt(4000),
         runtime=60,
     shell:
-        "python -m asrsweep.decode_test --config {input.config} --emissions {params.emissions}"
+        "({params.write_config} && python -m asrsweep.decode_test"
+        " --config {params.outdir}/config.json --emissions {params.emissions}"
         " --lexicon {input.lexicon} --arpa {input.arpa} --tokens {input.tokens}"
-        " --best {input.best} --threads {threads} --outdir {params.outdir} > {log} 2>&1"
+        " --best {input.best} --threads {threads} --outdir {params.outdir}) > {log} 2>&1"

@@ -4,13 +4,13 @@
 
 rule train_lm:
     input:
-        config=stage_path("lm", "config.json"),
-        text=upstream("lm", "data", "lm.txt"),
+        upstream("lm", "data", "lm.txt"),
     output:
-        summary=stage_path("lm", "lm.json"),
+        stage_path("lm", "lm.json"),
     params:
+        write_config=write_config("lm"),
         outdir=stage_dir("lm"),
-        checkpoints=f"{RESULTS}/{{exp}}/checkpoints/lm-{{key}}",
+        checkpoints=checkpoint_dir("lm-"),
     log:
         log_path("train_lm"),
     benchmark:
@@ -22,19 +22,20 @@ rule train_lm:
         runtime=120,
         slurm_extra="'--signal=B:USR1@120'",
     shell:
-        "HF_HUB_OFFLINE=1 python -m asrsweep.train_lm --config {input.config} --text {input.text}"
-        " --outdir {params.outdir} --checkpoint-dir {params.checkpoints} --threads {threads}"
-        " > {log} 2>&1"
+        "({params.write_config} && python -m asrsweep.train_lm"
+        " --config {params.outdir}/config.json --text {input} --outdir {params.outdir}"
+        " --checkpoint-dir {params.checkpoints}) > {log} 2>&1"
 
 
 rule dump_nbest:
     input:
-        config=stage_path("nbest", "config.json"),
         best=upstream("nbest", "decode", "best_on_dev.json"),
         **decoder_inputs("nbest"),
     output:
-        [stage_path("nbest", f"{s}.tsv") for s in ("dev", "test")],
+        stage_path("nbest", "dev.tsv"),
+        stage_path("nbest", "test.tsv"),
     params:
+        write_config=write_config("nbest"),
         emissions=upstream("nbest", "emissions"),
         outdir=stage_dir("nbest"),
     log:
@@ -44,9 +45,10 @@ rule dump_nbest:
         mem_mb=mem_by_attempt(4000),
         runtime=60,
     shell:
-        "python -m asrsweep.dump_nbest --config {input.config} --emissions {params.emissions}"
+        "({params.write_config} && python -m asrsweep.dump_nbest"
+        " --config {params.outdir}/config.json --emissions {params.emissions}"
         " --lexicon {input.lexicon} --arpa {input.arpa} --tokens {input.tokens}"
-        " --best {input.best} --threads {threads} --outdir {params.outdir} > {log} 2>&1"
+        " --best {input.best} --threads {threads} --outdir {params.outdir}) > {log} 2>&1"
 
 
 rule score_lm:
@@ -54,7 +56,8 @@ rule score_lm:
         nbest=upstream("lmscore", "nbest", "dev.tsv", "test.tsv"),
         lm=upstream("lmscore", "lm", "lm.json"),
     output:
-        [stage_path("lmscore", f"{s}.tsv") for s in ("dev", "test")],
+        stage_path("lmscore", "dev.tsv"),
+        stage_path("lmscore", "test.tsv"),
     params:
         lm=upstream("lmscore", "lm"),
         nbest=upstream("lmscore", "nbest"),
@@ -67,21 +70,22 @@ rule score_lm:
         mem_mb=mem_by_attempt(4000),
         runtime=60,
     shell:
-        "HF_HUB_OFFLINE=1 python -m asrsweep.score_lm --lm {params.lm} --nbest {params.nbest}"
-        " --outdir {params.outdir} --threads {threads} > {log} 2>&1"
+        "python -m asrsweep.score_lm --lm {params.lm} --nbest {params.nbest}"
+        " --outdir {params.outdir} > {log} 2>&1"
 
 
 rule rescore:
     input:
-        config=stage_path("rescore", "config.json"),
-        nbest=upstream("rescore", "nbest", "dev.tsv", "test.tsv"),
-        scores=upstream("rescore", "lmscore", "dev.tsv", "test.tsv"),
-        emissions=upstream("rescore", "emissions", "dev.pt", "test.pt"),
+        upstream("rescore", "nbest", "dev.tsv", "test.tsv"),
+        upstream("rescore", "lmscore", "dev.tsv", "test.tsv"),
+        upstream("rescore", "emissions", "dev.pt", "test.pt"),
+        first_pass=upstream("rescore", "decode", "best_on_dev.json"),
     output:
         grid=stage_path("rescore", "grid.tsv"),
         best=stage_path("rescore", "best_on_dev.json"),
         test=stage_path("rescore", "test.json"),
     params:
+        write_config=write_config("rescore"),
         nbest=upstream("rescore", "nbest"),
         scores=upstream("rescore", "lmscore"),
         emissions=upstream("rescore", "emissions"),
@@ -89,6 +93,7 @@ rule rescore:
     log:
         log_path("rescore"),
     shell:
-        "python -m asrsweep.rescore --config {input.config} --nbest {params.nbest}"
-        " --lmscore {params.scores} --emissions {params.emissions} --outdir {params.outdir}"
-        " > {log} 2>&1"
+        "({params.write_config} && python -m asrsweep.rescore"
+        " --config {params.outdir}/config.json --nbest {params.nbest} --lmscore {params.scores}"
+        " --emissions {params.emissions} --first-pass {input.first_pass}"
+        " --outdir {params.outdir}) > {log} 2>&1"

@@ -2,18 +2,6 @@
 # the report. Every leaf result carries its parameters, so the summary only concatenates.
 
 
-rule write_run_config:
-    output:
-        f"{RESULTS}/{{exp}}/runs/{{run}}/config.yaml",
-    params:
-        json=run_config_text,
-    log:
-        f"{RESULTS}/{{exp}}/logs/write_run_config/{{run}}.log",
-    localrule: True
-    shell:
-        "python -m asrsweep.write_config --json {params.json} --out {output:q} > {log:q} 2>&1"
-
-
 rule write_matrix:
     output:
         f"{RESULTS}/{{exp}}/matrix.tsv",
@@ -28,7 +16,6 @@ rule write_matrix:
 
 rule run_result:
     input:
-        config=f"{RESULTS}/{{exp}}/runs/{{run}}/config.yaml",
         train=run_stage_file("train", "train.json"),
         decode=run_stage_file("decode", "test.json"),
         sweep=run_stage_file("decode", "sweep.tsv"),
@@ -37,6 +24,7 @@ rule run_result:
         f"{RESULTS}/{{exp}}/runs/{{run}}/result.json",
     params:
         run_dir=run_dir,
+        config=run_config,
         values=run_values,
         stages=run_stages,
     log:
@@ -44,7 +32,8 @@ rule run_result:
     localrule: True
     shell:
         "python -m asrsweep.run_result --experiment {wildcards.exp:q} --run {wildcards.run:q}"
-        " --run-dir {params.run_dir:q} --values {params.values} --stages {params.stages}"
+        " --run-dir {params.run_dir:q} --config-json {params.config} --values {params.values}"
+        " --stages {params.stages}"
         " > {log:q} 2>&1"
 
 
@@ -73,3 +62,23 @@ rule summarize_all:
     localrule: True
     shell:
         "python -m asrsweep.summarize --summaries {input:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule report_experiment:
+    input:
+        summary=f"{RESULTS}/{{exp}}/summary.tsv",
+    output:
+        report(
+            directory(f"{RESULTS}/{{exp}}/report"),
+            patterns=["{name}.png"],
+            caption="../report/plots.rst",
+            category="Plots",
+        ),
+    params:
+        runs=f"{RESULTS}/{{exp}}/runs",
+    log:
+        f"{RESULTS}/{{exp}}/logs/report_experiment.log",
+    localrule: True
+    shell:
+        "python -m asrsweep.report --summary {input.summary:q} --runs {params.runs:q}"
+        " --outdir {output:q} > {log:q} 2>&1"

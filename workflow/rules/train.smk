@@ -5,19 +5,19 @@
 
 rule train:
     input:
-        config=stage_path("train", "config.json"),
-        feats=upstream("train", "features", "train.pt", "dev.pt"),
-        tokens=upstream("train", "tokenizer", "tokens.txt"),
+        upstream("train", "features", "train.pt", "dev.pt"),
+        upstream("train", "tokenizer", "tokens.txt"),
     output:
         model=stage_path("train", "model.pt"),
         log_tsv=stage_path("train", "train_log.tsv"),
         summary=stage_path("train", "train.json"),
     params:
+        write_config=write_config("train"),
         launcher=train_launcher,
         features=upstream("train", "features"),
         tokenizer=upstream("train", "tokenizer"),
         outdir=stage_dir("train"),
-        checkpoints=f"{RESULTS}/{{exp}}/checkpoints/{{key}}",
+        checkpoints=checkpoint_dir(""),
     log:
         log_path("train"),
     benchmark:
@@ -28,22 +28,24 @@ rule train:
         mem_mb=mem_by_attempt(8000),
         runtime=240,
         # SIGUSR1 to the batch shell 2 min before the time limit: training checkpoints and
-        # exits; the profile's retries resubmit and it resumes (see README, "SLURM").
+        # exits; the profile's retries resubmit the job and it resumes (README, "SLURM").
         slurm_extra="'--signal=B:USR1@120'",
     shell:
-        "{params.launcher} asrsweep.train --config {input.config} --features {params.features}"
+        "({params.write_config} && {params.launcher} asrsweep.train"
+        " --config {params.outdir}/config.json --features {params.features}"
         " --tokenizer {params.tokenizer} --outdir {params.outdir}"
-        " --checkpoint-dir {params.checkpoints} --threads {threads} > {log} 2>&1"
+        " --checkpoint-dir {params.checkpoints} --threads {threads}) > {log} 2>&1"
 
 
 rule compute_emissions:
     input:
         model=stage_path("train", "model.pt"),
-        feats=upstream("train", "features", "dev.pt", "test.pt"),
+        feats=upstream("emissions", "features", "dev.pt", "test.pt"),
     output:
-        [stage_path("emissions", f"{s}.pt") for s in ("dev", "test")],
+        stage_path("emissions", "dev.pt"),
+        stage_path("emissions", "test.pt"),
     params:
-        features=upstream("train", "features"),
+        features=upstream("emissions", "features"),
         outdir=stage_dir("emissions"),
     log:
         log_path("compute_emissions"),
