@@ -3,7 +3,7 @@
 # Path scheme (R = config["results"], E = experiment name, e.g. `demo` or `asr/lr`):
 #   R/E/<stage>/<key>/...   artifacts of one stage; <key> hashes the config sections the stage
 #                           depends on, so runs that differ only downstream share upstream jobs
-#   R/E/checkpoints/<key>/  training checkpoints (never declared outputs: never deleted)
+#   R/E/checkpoints/<stage>-<key>/  checkpoints (never declared outputs: never deleted)
 #   R/E/runs/<run>/         a run's resolved config, provenance, commands and result.json
 #   R/E/logs/<rule>/<key>.log, R/E/summary.tsv, R/summary.tsv
 # Preview with `snakemake -n`; run with `snakemake -j2` or `--profile profiles/slurm`.

@@ -88,3 +88,13 @@ def test_unsafe_or_long_ids_are_sanitised_and_hashed():
     long = make_run_id({f"k{i}": "x" * 20 for i in range(10)})
     assert len(long) <= 80
     assert long == make_run_id({f"k{i}": "x" * 20 for i in range(10)})  # deterministic
+
+
+def test_raised_step_budget_shares_checkpoints_but_parallel_budgets_do_not(write_experiment, in_repo):
+    short = load_experiment(write_experiment("controls: {train.max_steps: 100}\n", "a")).runs[0]
+    longer = load_experiment(write_experiment("controls: {train.max_steps: 300}\n", "b")).runs[0]
+    assert short.keys["train"] != longer.keys["train"]
+    assert short.keys["checkpoints"] == longer.keys["checkpoints"]  # continue, not restart
+    both = load_experiment(write_experiment("variables: {train.max_steps: [100, 300]}\n", "c")).runs
+    # two trainings of one experiment run at once: never one checkpoint folder for both
+    assert both[0].keys["checkpoints"] != both[1].keys["checkpoints"]

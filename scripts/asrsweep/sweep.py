@@ -49,6 +49,10 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
 }
 # Stages whose folder is the same as another's key (emissions are made per trained model).
 KEY_ALIASES = {"emissions": "train"}
+# Train settings that say how long to train and how often to report, not what the first steps
+# compute: runs differing only in these share a checkpoint folder, so raising max_steps of a
+# finished run (with --config overwrite=true) continues from its last checkpoint.
+CHECKPOINT_NEUTRAL = ("max_steps", "eval_every", "checkpoint_every", "keep_checkpoints")
 SAFE_ID = re.compile(r"[^A-Za-z0-9._=,+-]")
 MAX_ID_LEN = 80
 
@@ -157,6 +161,24 @@ def stage_keys(config: dict) -> dict[str, str]:
     return keys
 
 
+def checkpoint_key(config: dict) -> str:
+    """Hash of the training sections without the `CHECKPOINT_NEUTRAL` settings."""
+    train = {k: v for k, v in config.get("train", {}).items() if k not in CHECKPOINT_NEUTRAL}
+    blob = {s: config.get(s) for s in STAGE_SECTIONS["train"]} | {"train": train}
+    return hashlib.sha1(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def assign_checkpoint_keys(runs: list[Run]) -> None:
+    """Set keys['checkpoints']: the neutral key, unless two trainings of this experiment differ
+    only in a neutral setting (they would run at once): those keep their own train key."""
+    trainings: dict[str, set[str]] = {}
+    for run in runs:
+        trainings.setdefault(checkpoint_key(run.config), set()).add(run.keys["train"])
+    for run in runs:
+        neutral = checkpoint_key(run.config)
+        run.keys["checkpoints"] = neutral if len(trainings[neutral]) == 1 else run.keys["train"]
+
+
 def stage_config(config: dict, stage: str) -> dict:
     """The part of a resolved config that stage `stage` reads (its `--config` file)."""
     stage = KEY_ALIASES.get(stage, stage)
@@ -227,6 +249,7 @@ def load_experiment(path: str | Path, root: Path | None = None) -> Experiment:
     check_experiment(spec, recipe, path)
     runs = expand(spec, recipe, path)
     check_unique_ids(runs, path)
+    assign_checkpoint_keys(runs)
     for run in runs:
         validate_resolved(run.config, f"{path} (run {run.run_id})")
     return Experiment(path, experiment_name(path, root), recipe_file, runs)

@@ -87,13 +87,19 @@ def write_config(stage):
     return _command
 
 
-def checkpoint_dir(prefix):
-    """Params function: R/E/checkpoints/<prefix><key>, outside every declared output."""
+def checkpoint_dir(stage):
+    """Params function: R/E/checkpoints/<stage>-<key>, outside every declared output.
+
+    Acoustic training uses the run's `checkpoints` key (see `assign_checkpoint_keys`), so a
+    raised step budget continues from the checkpoints of the shorter training.
+    """
 
     def _dir(wildcards):
-        return f"{RESULTS}/{wildcards.exp}/checkpoints/{prefix}{wildcards.key}"
+        run = INDEX.any_run(wildcards.exp, stage, wildcards.key)
+        key = run.keys["checkpoints"] if stage == "train" else wildcards.key
+        return f"{RESULTS}/{wildcards.exp}/checkpoints/{stage}-{key}"
 
-    _dir.__name__ = f"checkpoints_{prefix or 'train'}"
+    _dir.__name__ = f"checkpoints_of_{stage}"
     return _dir
 
 

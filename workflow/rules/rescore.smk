@@ -10,7 +10,7 @@ rule train_lm:
     params:
         write_config=write_config("lm"),
         outdir=stage_dir("lm"),
-        checkpoints=checkpoint_dir("lm-"),
+        checkpoints=checkpoint_dir("lm"),
     log:
         log_path("train_lm"),
     benchmark:

@@ -17,7 +17,7 @@ rule train:
         features=upstream("train", "features"),
         tokenizer=upstream("train", "tokenizer"),
         outdir=stage_dir("train"),
-        checkpoints=checkpoint_dir(""),
+        checkpoints=checkpoint_dir("train"),
     log:
         log_path("train"),
     benchmark:
