@@ -1,6 +1,7 @@
 # Config validation, the run index and named input functions. Logic lives in the asrsweep
 # package (tested there); this file only adapts it to snakemake.
 import json
+import os
 import re
 import shlex
 import sys
@@ -19,6 +20,9 @@ try:
 except UserError as err:
     sys.exit(f"error: {err}")
 
+# Jobs run `python -m asrsweep.<step>`: put this environment first on their PATH (SLURM jobs
+# inherit it through sbatch --export=ALL), so they never depend on an activated venv.
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
 RESULTS = config["results"]
 THREADS = config["threads"]
 GPUS = config["gpus"]

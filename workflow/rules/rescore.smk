@@ -20,7 +20,6 @@ rule train_lm:
         gpu=min(GPUS, 1),
         mem_mb=mem_by_attempt(4000),
         runtime=120,
-        slurm_extra="'--signal=B:USR1@120'",
     shell:
         "({params.write_config} && python -m asrsweep.train_lm"
         " --config {params.outdir}/config.json --text {input} --outdir {params.outdir}"

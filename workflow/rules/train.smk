@@ -26,10 +26,9 @@ rule train:
     resources:
         gpu=GPUS,
         mem_mb=mem_by_attempt(8000),
+        # At the time limit SLURM sends SIGTERM (then KillWait seconds): training checkpoints
+        # and exits 75; the profile's retries resubmit the job and it resumes (README, "SLURM").
         runtime=240,
-        # SIGUSR1 to the batch shell 2 min before the time limit: training checkpoints and
-        # exits; the profile's retries resubmit the job and it resumes (README, "SLURM").
-        slurm_extra="'--signal=B:USR1@120'",
     shell:
         "({params.write_config} && {params.launcher} asrsweep.train"
         " --config {params.outdir}/config.json --features {params.features}"
