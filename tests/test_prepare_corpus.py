@@ -207,3 +207,24 @@ def test_yesno_through_a_manifest(tmp_path):
     row = read_manifest(out / "test.tsv")[0]
     assert set(row["text"].split()) <= {"yes", "no"} and len(row["text"].split()) == 8
     assert soundfile.info(row["audio"]).samplerate == 16000 and row["duration"] > 5
+
+
+def test_saved_hugging_face_dataset_folder(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    buf = io.BytesIO()
+    soundfile.write(buf, tone(0.5, 22050), 22050, format="WAV", subtype="PCM_16")
+    audio = [{"bytes": buf.getvalue(), "path": None}] * 6
+
+    def split(prefix: str):
+        return datasets.Dataset.from_dict(
+            {"audio": audio, "text": [f"{prefix} word {i}" for i in range(6)],
+             "speaker": [f"{prefix}{i % 2}" for i in range(6)]}
+        ).cast_column("audio", datasets.Audio(decode=False))
+
+    saved = tmp_path / "hf"
+    datasets.DatasetDict({"train": split("a"), "validation": split("b"), "test": split("c")}).save_to_disk(str(saved))
+    outdir, report = run_cli(tmp_path, {"source": "hf", "path": str(saved)})
+    assert report["kept"] == {"train": 6, "dev": 6, "test": 6}
+    rows = read_manifest(outdir / "dev.tsv")
+    assert rows[0]["text"] == "b word 0"
+    assert soundfile.info(str(outdir / rows[0]["audio"])).samplerate == 16000
