@@ -26,6 +26,16 @@ def lmplz_path() -> str | None:
     return None
 
 
+def require_lmplz() -> str:
+    """The lmplz path; skip the test without one, or fail where ASRSWEEP_REQUIRE_LMPLZ is set."""
+    lmplz = lmplz_path()
+    if lmplz is None:
+        if os.environ.get("ASRSWEEP_REQUIRE_LMPLZ"):  # CI builds lmplz: never skip there
+            pytest.fail("lmplz not found but ASRSWEEP_REQUIRE_LMPLZ is set")
+        pytest.skip("lmplz not found (set ASRSWEEP_LMPLZ, put it on PATH, or run tests/tools/build_lmplz.sh)")
+    return lmplz
+
+
 def corpus(n: int, seed: int = 0) -> list[str]:
     """Zipf-ish sentences with some bigram structure, lengths 1..12."""
     rng = random.Random(seed)
@@ -45,11 +55,7 @@ def corpus(n: int, seed: int = 0) -> list[str]:
 
 @pytest.mark.parametrize("order", [1, 2, 3, 4, 5])
 def test_matches_lmplz(tmp_path, order):
-    lmplz = lmplz_path()
-    if lmplz is None:
-        if os.environ.get("ASRSWEEP_REQUIRE_LMPLZ"):  # CI builds lmplz: never skip there
-            pytest.fail("lmplz not found but ASRSWEEP_REQUIRE_LMPLZ is set")
-        pytest.skip("lmplz not found (set ASRSWEEP_LMPLZ, put it on PATH, or run tests/tools/build_lmplz.sh)")
+    lmplz = require_lmplz()
     sents = corpus(3000) + ["w1 w1 w1", "w2"]
     text = tmp_path / "lm.txt"
     text.write_text("\n".join(sents) + "\n")
@@ -127,11 +133,7 @@ def test_cli_builtin_and_missing_lmplz(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_lmplz_estimator(tmp_path, monkeypatch):
-    lmplz = lmplz_path()
-    if lmplz is None:
-        if os.environ.get("ASRSWEEP_REQUIRE_LMPLZ"):  # CI builds lmplz: never skip there
-            pytest.fail("lmplz not found but ASRSWEEP_REQUIRE_LMPLZ is set")
-        pytest.skip("lmplz not found (set ASRSWEEP_LMPLZ, put it on PATH, or run tests/tools/build_lmplz.sh)")
+    lmplz = require_lmplz()
     monkeypatch.setenv("ASRSWEEP_LMPLZ", lmplz)
     text = tmp_path / "lm.txt"
     text.write_text("\n".join(corpus(200)) + "\n")

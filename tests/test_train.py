@@ -103,7 +103,7 @@ def test_outputs_follow_the_spec(finished):
     model, tokens = load_model(out / "model.pt")
     assert tokens[0] == "<blank>" and model.args["vocab_size"] == len(tokens)
     assert (out / "command.sh").read_text().count("asrsweep.train") == 1
-    assert sorted(p.name for p in (root / "ckpt").iterdir()) == ["ckpt-4.pt", "ckpt-6.pt"]
+    assert sorted(p.name for p in (root / "ckpt").glob("ckpt-*.pt")) == ["ckpt-4.pt", "ckpt-6.pt"]
 
 
 def test_raising_max_steps_continues_from_last_checkpoint(finished, corpus, tmp_path):
@@ -168,7 +168,7 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(corpus, tmp_path):
     assert result.returncode == 2, result.stderr
     assert "non-finite loss" in result.stderr and "at step 3" in result.stderr
     assert "ckpt-2.pt" in result.stderr
-    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["ckpt-2.pt"]
+    assert sorted(p.name for p in (tmp_path / "ckpt").glob("ckpt-*.pt")) == ["ckpt-2.pt"]
 
 
 def test_lr_schedule_warms_up_then_decays_to_zero():

@@ -9,6 +9,7 @@ Kept free of torch and pandas: espeak worker processes import it and must start 
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import math
@@ -18,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from asrsweep.common import load_section, open_outdir
 
 TARGET_RATE = 16000
 MANIFEST_COLUMNS = ["utt_id", "audio", "text", "speaker", "duration"]
@@ -71,6 +74,19 @@ class DataConfig:
     def as_dict(self) -> dict:
         """Plain-dict form, for report.json."""
         return asdict(self)
+
+
+def parse_data_step(module: str, doc: str, argv: list[str] | None) -> tuple[argparse.Namespace, Path, DataConfig]:
+    """Flags of a data step (`--config`, `--outdir`) -> (args, the created outdir, section `data`).
+
+    Shared by prepare_demo and prepare_corpus; `doc` is the step's module docstring.
+    """
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.split("\n\n")[1])
+    parser.add_argument("--config", required=True, help="stage config.json with section `data`")
+    parser.add_argument("--outdir", required=True, help="output folder (R/E/data/<k>)")
+    args = parser.parse_args(argv)
+    outdir = open_outdir(args.outdir, argv)
+    return args, outdir, load_section(args.config, "data", DataConfig)
 
 
 def normalize_text(text: str, cfg: NormalizeConfig) -> str:

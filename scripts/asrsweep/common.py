@@ -133,6 +133,19 @@ def record_command(outdir: str | os.PathLike, argv: list[str] | None = None) -> 
     return out
 
 
+def open_outdir(outdir: str | os.PathLike, argv: list[str] | None, argv0: str | None = None) -> Path:
+    """Create `outdir` and write its command.sh; returns `outdir` as a Path.
+
+    `argv` is what the step's `run` got: None records this process's own sys.argv; a list is
+    recorded after `argv0` (default sys.argv[0]), whose stem names the module where `__main__`
+    has no spec (an in-process call).
+    """
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    record_command(outdir, None if argv is None else [sys.argv[0] if argv0 is None else argv0, *argv])
+    return outdir
+
+
 def _module_name(argv: list[str]) -> str:
     """The dotted module name of the running step (`asrsweep.train` for .../asrsweep/train.py)."""
     main = sys.modules.get("__main__")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 
 from asrsweep.audio import SPLITS, TARGET_RATE, read_manifest
-from asrsweep.common import UserError, cli_main, load_section, record_command, torch_save_atomic, write_json_atomic
+from asrsweep.common import UserError, cli_main, load_section, open_outdir, torch_save_atomic, write_json_atomic
 
 LOG_FLOOR = 1e-6  # power floor: digital silence (exact zeros in synthetic audio) stays finite
 
@@ -130,9 +129,7 @@ def run(argv: list[str] | None = None) -> dict:
     # 2-core machine 8.5 s (OpenMP spin-waits), so more threads are opt-in.
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     args = parser.parse_args(argv)
-    outdir = Path(args.outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    record_command(outdir, [sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
+    outdir = open_outdir(args.outdir, argv)
     cfg = load_section(args.config, "features", FeaturesConfig)
     check(cfg, args.config)
     torch.set_num_threads(max(1, args.threads))

@@ -12,7 +12,7 @@ import argparse
 import time
 from pathlib import Path
 
-from asrsweep.common import UserError, cli_main, read_json, record_command, write_json_atomic
+from asrsweep.common import UserError, cli_main, open_outdir, read_json, write_json_atomic
 from asrsweep.decode_sweep import check_tokens, load_decode_config, load_emissions, run_settings, write_tsv
 from asrsweep.decoder import Decoder, Setting, greedy, make_setting
 from asrsweep.scoring import Score, score
@@ -26,6 +26,23 @@ def frozen_setting(best_path: Path) -> Setting:
     if "setting" not in best:
         raise UserError(f"{best_path}: no 'setting'; written by asrsweep.merge_sweep?")
     return make_setting(best["setting"], f"{best_path}: setting")
+
+
+def frozen_parser(doc: str, config_help: str, outdir_help: str) -> argparse.ArgumentParser:
+    """Flags of a step that decodes dev and test with the setting of best_on_dev.json.
+
+    Shared by decode_test and dump_nbest; `doc` is the step's module docstring.
+    """
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--config", required=True, help=config_help)
+    p.add_argument("--emissions", required=True, type=Path, help="dir with dev.pt and test.pt")
+    p.add_argument("--lexicon", required=True, type=Path)
+    p.add_argument("--arpa", required=True, type=Path)
+    p.add_argument("--tokens", required=True, type=Path)
+    p.add_argument("--best", required=True, type=Path, help="best_on_dev.json of merge_sweep")
+    p.add_argument("--outdir", required=True, type=Path, help=outdir_help)
+    p.add_argument("--threads", type=int, default=1, help="worker processes")
+    return p
 
 
 def hyp_rows(blob: dict, hyps: list[str], result: Score) -> list[dict]:
@@ -42,20 +59,11 @@ def decode_split(decoder: Decoder, setting: Setting, blob: dict, threads: int) -
 
 def main(argv: list[str] | None = None) -> None:
     """Parse flags; decode dev and test with the frozen setting; write the results."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", required=True, help="stage config.json (section decode, checked)")
-    p.add_argument("--emissions", required=True, type=Path, help="dir with dev.pt and test.pt")
-    p.add_argument("--lexicon", required=True, type=Path)
-    p.add_argument("--arpa", required=True, type=Path)
-    p.add_argument("--tokens", required=True, type=Path)
-    p.add_argument("--best", required=True, type=Path, help="best_on_dev.json of merge_sweep")
-    p.add_argument("--outdir", required=True, type=Path, help="writes test.json, hyps_{dev,test}.tsv")
-    p.add_argument("--threads", type=int, default=1, help="worker processes")
+    p = frozen_parser(__doc__, "stage config.json (section decode, checked)", "writes test.json, hyps_{dev,test}.tsv")
     args = p.parse_args(argv)
     load_decode_config(args.config)  # a broken stage config should fail here too
     setting = frozen_setting(args.best)
-    args.outdir.mkdir(parents=True, exist_ok=True)
-    record_command(args.outdir)
+    open_outdir(args.outdir, None)
     decoder = Decoder(args.lexicon, args.arpa, args.tokens)
     out = {"setting": setting.as_dict(), "split": "test"}
     for split in ("dev", "test"):

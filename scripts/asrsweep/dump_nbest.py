@@ -11,15 +11,13 @@ Writes <outdir>/{dev,test}.tsv: utt_id rank hyp am_score ngram_score words token
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing as mp
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from asrsweep.common import UserError, cli_main, load_section, record_command
+from asrsweep.common import UserError, cli_main, load_section, open_outdir
 from asrsweep.decode_sweep import check_tokens, load_emissions, write_tsv
-from asrsweep.decode_test import frozen_setting
+from asrsweep.decode_test import frozen_parser, frozen_setting
 from asrsweep.decoder import Decoder, Setting
 
 COLUMNS = ["utt_id", "rank", "hyp", "am_score", "ngram_score", "words", "tokens"]
@@ -68,24 +66,14 @@ def nbest_rows(utt_ids: list[str], lists: list[list]) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> None:
     """Parse flags; write <outdir>/dev.tsv and test.tsv."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", required=True, help="stage config.json (section nbest)")
-    p.add_argument("--emissions", required=True, type=Path, help="dir with dev.pt and test.pt")
-    p.add_argument("--lexicon", required=True, type=Path)
-    p.add_argument("--arpa", required=True, type=Path)
-    p.add_argument("--tokens", required=True, type=Path)
-    p.add_argument("--best", required=True, type=Path, help="best_on_dev.json of merge_sweep")
-    p.add_argument("--outdir", required=True, type=Path, help="writes dev.tsv and test.tsv")
-    p.add_argument("--threads", type=int, default=1, help="worker processes")
-    args = p.parse_args(argv)
+    args = frozen_parser(__doc__, "stage config.json (section nbest)", "writes dev.tsv and test.tsv").parse_args(argv)
     cfg = load_section(args.config, "nbest", NbestConfig)
     if not isinstance(cfg.size, int) or cfg.size < 1:
         raise UserError(f"{args.config}: nbest.size: {cfg.size!r}; need an integer >= 1")
     setting = frozen_setting(args.best)
     if setting.beam_size < cfg.size:
         print(f"dump_nbest: warning: beam_size {setting.beam_size} < nbest.size {cfg.size}", flush=True)
-    args.outdir.mkdir(parents=True, exist_ok=True)
-    record_command(args.outdir)
+    open_outdir(args.outdir, None)
     decoder = Decoder(args.lexicon, args.arpa, args.tokens)
     for split in ("dev", "test"):
         start = time.perf_counter()

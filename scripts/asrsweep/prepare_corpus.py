@@ -23,21 +23,19 @@ outside [min_duration, max_duration] are skipped and counted as filtered.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import multiprocessing
 import re
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from asrsweep.audio import (
-    SPLITS, TARGET_RATE, DataConfig, manifest_text, normalize_text, read_audio, resample, write_wav16k,
+    SPLITS, TARGET_RATE, DataConfig, manifest_text, normalize_text, parse_data_step, read_audio, resample, write_wav16k,
 )
-from asrsweep.common import UserError, cli_main, load_section, record_command, write_json_atomic, write_text_atomic
+from asrsweep.common import UserError, cli_main, write_json_atomic, write_text_atomic
 
 BAD_REASONS = ("missing_audio", "unreadable_audio", "empty_audio", "missing_transcript", "unsupported_audio")
 AUDIO_KEYS = ("audio", "path", "wav", "file", "audio_path", "audio_filepath")
@@ -338,14 +336,7 @@ def build_report(cfg: DataConfig, rows: dict, skipped: Counter, examples: list) 
 
 def run(argv: list[str] | None = None) -> dict:
     """Parse flags, read the source, convert audio, write manifests, lm.txt and report.json."""
-    parser = argparse.ArgumentParser(prog="python -m asrsweep.prepare_corpus", description=__doc__.split("\n\n")[1])
-    parser.add_argument("--config", required=True, help="stage config.json with section `data`")
-    parser.add_argument("--outdir", required=True, help="output folder (R/E/data/<k>)")
-    args = parser.parse_args(argv)
-    outdir = Path(args.outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    record_command(outdir, [sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
-    cfg = load_section(args.config, "data", DataConfig)
+    args, outdir, cfg = parse_data_step("asrsweep.prepare_corpus", __doc__, argv)
     check_settings(cfg, args.config)
     start = time.time()
     source = Path(cfg.path).expanduser()

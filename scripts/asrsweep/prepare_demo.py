@@ -12,16 +12,14 @@ removed. Bit-exact for a given config (fixed synthesis chunks in fresh processes
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import random
-import sys
 import time
 from pathlib import Path
 
 from asrsweep import grammar
-from asrsweep.audio import DataConfig, DemoConfig, manifest_text
-from asrsweep.common import UserError, cli_main, load_section, record_command, write_json_atomic, write_text_atomic
+from asrsweep.audio import DemoConfig, manifest_text, parse_data_step
+from asrsweep.common import UserError, cli_main, write_json_atomic, write_text_atomic
 from asrsweep.synth import Job, Speaker, synthesize
 
 SPLIT_VARIANTS = {"train": "train_variants", "dev": "dev_variants", "test": "test_variants"}
@@ -93,14 +91,7 @@ def build_jobs(demo: DemoConfig, texts: dict[str, list[str]], outdir: Path) -> t
 
 def run(argv: list[str] | None = None) -> dict:
     """Parse flags, generate the corpus, write manifests, lm.txt and report.json; returns the report."""
-    parser = argparse.ArgumentParser(prog="python -m asrsweep.prepare_demo", description=__doc__.split("\n\n")[1])
-    parser.add_argument("--config", required=True, help="stage config.json with section `data`")
-    parser.add_argument("--outdir", required=True, help="output folder (R/E/data/<k>)")
-    args = parser.parse_args(argv)
-    outdir = Path(args.outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    record_command(outdir, [sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
-    cfg = load_section(args.config, "data", DataConfig)
+    args, outdir, cfg = parse_data_step("asrsweep.prepare_demo", __doc__, argv)
     demo = cfg.demo
     validate(demo, args.config)
     if not isinstance(cfg.workers, int) or cfg.workers < 1:

@@ -36,8 +36,8 @@ from asrsweep.common import (
     atomic_write,
     cli_main,
     load_section,
+    open_outdir,
     read_json,
-    record_command,
     write_json_atomic,
 )
 
@@ -219,8 +219,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def run(argv: list[str] | None = None) -> dict:
     """Load, evaluate the grid on dev, freeze the best point, apply it to test, write outputs."""
     args = parse_args(argv)
-    args.outdir.mkdir(parents=True, exist_ok=True)
-    record_command(args.outdir, None if argv is None else ["rescore"] + list(argv))
+    open_outdir(args.outdir, argv, "rescore")
     cfg = load_section(args.config, "rescore", RescoreConfig)
     axes = grid_axes(cfg, read_json(args.first_pass) if args.first_pass else None, str(args.config))
     dev, test = (load_split(args.nbest, args.lmscore, args.emissions, s) for s in ("dev", "test"))

@@ -21,7 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach the network, even by
 
 import torch
 
-from asrsweep.common import UserError, atomic_write, cli_main, record_command
+from asrsweep.common import UserError, atomic_write, cli_main, open_outdir
 
 BOS, EOS, PAD = 2, 3, 0  # ids fixed by asrsweep.train_lm.SPECIALS
 
@@ -125,8 +125,7 @@ def run(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     args = parser.parse_args(argv)
-    args.outdir.mkdir(parents=True, exist_ok=True)
-    record_command(args.outdir, None if argv is None else ["score_lm"] + list(argv))
+    open_outdir(args.outdir, argv, "score_lm")
     files = sorted(args.nbest.glob("*.tsv"))
     if not files:
         raise UserError(f"{args.nbest}: no n-best .tsv files")

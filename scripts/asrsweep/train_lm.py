@@ -36,8 +36,8 @@ from asrsweep.common import (
     atomic_write,
     cli_main,
     load_section,
+    open_outdir,
     read_json,
-    record_command,
     torch_save_atomic,
     write_json_atomic,
 )
@@ -280,9 +280,8 @@ def run(argv: list[str] | None = None) -> dict:
     parser.add_argument("--outdir", required=True, type=Path)
     parser.add_argument("--checkpoint-dir", required=True, type=Path)
     args = parser.parse_args(argv)
-    args.outdir.mkdir(parents=True, exist_ok=True)
+    open_outdir(args.outdir, argv, "train_lm")
     args.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    record_command(args.outdir, None if argv is None else ["train_lm"] + list(argv))
     cfg = load_section(args.config, "lm", LMConfig)
     seed = int(read_json(args.config).get("seed", 0))
     state = setup(cfg, seed, args.text, args.checkpoint_dir)

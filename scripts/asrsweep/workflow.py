@@ -8,11 +8,13 @@ here before any job is scheduled. This module never imports snakemake.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 from asrsweep.common import UserError
 from asrsweep.configio import dump_yaml, parse_yaml
-from asrsweep.sweep import Experiment, Run, flatten, load_experiment, stage_config
+from asrsweep.sweep import Run, flatten, load_experiment, stage_config
 
 # Stage -> the file whose existence means the stage is done (also listed in stages.json).
 STAGE_OUTPUTS = {
@@ -118,6 +120,7 @@ def run_config_yaml(run: Run) -> str:
     return dump_yaml(run.config)
 
 
-def experiment_of(exp: Experiment) -> str:
-    """Path of the experiment file as given."""
-    return str(exp.path)
+def environment_first_on_path() -> None:
+    """Put the running interpreter's bin folder first on PATH (inherited by every job)."""
+    bindir = os.path.dirname(sys.executable)
+    os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")

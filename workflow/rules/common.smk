@@ -1,7 +1,6 @@
 # Config validation, the run index and named input functions. Logic lives in the asrsweep
 # package (tested there); this file only adapts it to snakemake.
 import json
-import os
 import re
 import shlex
 import sys
@@ -10,7 +9,7 @@ from snakemake.utils import validate
 
 from asrsweep.common import UserError
 from asrsweep.validate import schema_path, validate_workflow_config
-from asrsweep.workflow import STAGE_OUTPUTS, SweepIndex, guard
+from asrsweep.workflow import STAGE_OUTPUTS, SweepIndex, environment_first_on_path, guard
 
 try:
     validate_workflow_config(config)  # one readable line for a bad key or value
@@ -20,9 +19,9 @@ try:
 except UserError as err:
     sys.exit(f"error: {err}")
 
-# Jobs run `python -m asrsweep.<step>`: put this environment first on their PATH (SLURM jobs
-# inherit it through sbatch --export=ALL), so they never depend on an activated venv.
-os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
+# Jobs run `python -m asrsweep.<step>`: they must find this environment's python first (SLURM
+# jobs inherit PATH through sbatch --export=ALL), never depending on an activated venv.
+environment_first_on_path()
 RESULTS = config["results"]
 THREADS = config["threads"]
 GPUS = config["gpus"]
