@@ -155,3 +155,13 @@ def test_cli_with_fake_squeue(tmp_path):
     bad = subprocess.run(cmd[:-3] + ["--results", str(tmp_path / "missing")], cwd=workdir,
                          env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
+
+
+def test_experiment_mode_lists_runs_that_have_not_finished(tmp_path, write_experiment, in_repo):
+    from asrsweep.status import collect, stages_from_experiment
+
+    exp = write_experiment("variables: {ngram.order: [3, 4]}\n", "st")
+    results, runs = stages_from_experiment(exp, tmp_path / "r")
+    assert results == tmp_path / "r" / "st" and set(runs) == {"order=3", "order=4"}
+    rows = collect(results, tmp_path, None, None, runs)
+    assert {r.state for r in rows} == {"pending"} and {r.stage for r in rows} >= {"train", "rescore"}

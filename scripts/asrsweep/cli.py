@@ -36,10 +36,9 @@ def translate(command: str, args: list[str]) -> list[str]:
     if "--results" in rest:
         i = rest.index("--results")
         results, rest = rest[i + 1], rest[:i] + rest[i + 2:]
-    folder = results_dir(experiment, results)
     if command == "collect":
-        return ["--summary", str(folder / "summary.tsv"), *rest]
-    return ["--results", str(folder), *rest]
+        return ["--summary", str(results_dir(experiment, results) / "summary.tsv"), *rest]
+    return ["--experiment", experiment, "--results", results, *rest]
 
 
 def run(argv: list[str] | None) -> None:

@@ -1,8 +1,12 @@
 """Show where each run of an experiment stands: which stages are done, running, failed or pending.
 
+    python -m asrsweep.status --experiment config/experiments/demo.yaml --results results [--run RUN] [--json]
     python -m asrsweep.status --results results/demo [--workdir .] [--run RUN] [--json]
 
-Reads `<results>/runs/<run>/stages.json` ({"stage": "path of its main output"}, written by the
+With --experiment, the stages of every run come from the experiment file (runs not yet started
+included); without it, from each finished run's folder:
+
+`<results>/runs/<run>/stages.json` ({"stage": "path of its main output"}, written by the
 workflow; a value may also be {"output": path, "rule": rule name} to consider only that rule's
 jobs and logs). Relative paths are relative to --workdir, the directory snakemake runs in.
 A job or log belongs to a stage when its wildcard values all occur in the stage's output path,
@@ -221,20 +225,38 @@ def stage_status(run: str, stage: str, output: str, rule: str | None, ctx: dict)
     return StageStatus(run, stage, "pending", output)
 
 
-def collect(results: Path, workdir: Path, run: str | None, jobs: list[SlurmJob] | None) -> list[StageStatus]:
-    """The status of every stage of every run (or only `run`) under `results`/runs."""
+def stages_from_disk(results: Path) -> dict[str, dict[str, tuple[str, str | None]]]:
+    """{run: stages} from the `stages.json` of every run folder under `results`/runs."""
     runs_dir = results / "runs"
     if not runs_dir.is_dir():
         raise UserError(f"{runs_dir}: not found; check --results (results/<experiment>) or run the workflow first")
-    run_dirs = sorted(d for d in runs_dir.iterdir() if (d / "stages.json").is_file())
+    return {d.name: read_stages(d) for d in sorted(runs_dir.iterdir()) if (d / "stages.json").is_file()}
+
+
+def stages_from_experiment(experiment: Path, results_root: Path) -> tuple[Path, dict]:
+    """(results/<experiment>, {run: stages}) computed from the experiment file itself, so that
+    runs that have not finished (no stages.json yet) are shown too."""
+    from asrsweep.workflow import SweepIndex
+
+    index = SweepIndex(str(experiment), str(results_root))
+    (name,) = index.experiments
+    stages = {run_id: {stage: (path, None) for stage, path in json.loads(index.stages_json(exp, run_id)).items()}
+              for exp, run_id in index.run_dirs()}
+    return results_root / name, stages
+
+
+def collect(results: Path, workdir: Path, run: str | None, jobs: list[SlurmJob] | None,
+            runs: dict[str, dict] | None = None) -> list[StageStatus]:
+    """The status of every stage of every run (or only `run`); `runs` defaults to stages.json files."""
+    runs = stages_from_disk(results) if runs is None else runs
     if run:
-        run_dirs = [d for d in run_dirs if d.name == run]
-        if not run_dirs:
-            raise UserError(f"{runs_dir}: no run '{run}' with a stages.json")
+        if run not in runs:
+            raise UserError(f"{results}: no run '{run}'; runs: {', '.join(runs) or 'none yet'}")
+        runs = {run: runs[run]}
     ctx = {"workdir": workdir.resolve(), "results": results.resolve(), "jobs": jobs,
            "incomplete": incomplete_outputs(workdir.resolve()), "active": snakemake_active(workdir)}
-    return [stage_status(d.name, stage, output, rule, ctx)
-            for d in run_dirs for stage, (output, rule) in read_stages(d).items()]
+    return [stage_status(name, stage, output, rule, ctx)
+            for name, stages in runs.items() for stage, (output, rule) in stages.items()]
 
 
 def format_table(rows: list[StageStatus], squeue_ok: bool) -> str:
@@ -254,13 +276,18 @@ def format_table(rows: list[StageStatus], squeue_ok: bool) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, required=True, help="results/<experiment> folder")
+    parser.add_argument("--experiment", type=Path, help="experiment file: every run, finished or not")
+    parser.add_argument("--results", type=Path, required=True,
+                        help="results root with --experiment, else the results/<experiment> folder")
     parser.add_argument("--workdir", type=Path, default=Path("."), help="where snakemake runs (default: .)")
     parser.add_argument("--run", help="show only this run")
     parser.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     args = parser.parse_args(argv)
     jobs = query_squeue()
-    rows = collect(args.results, args.workdir, args.run, jobs)
+    results, runs = args.results, None
+    if args.experiment:
+        results, runs = stages_from_experiment(args.experiment, args.results)
+    rows = collect(results, args.workdir, args.run, jobs, runs)
     if args.json:
         print(json.dumps([asdict(r) for r in rows], indent=2))
     else:
