@@ -4,13 +4,16 @@ Opt-in, because the fixture installs Debian packages and starts daemons as root:
     .venv/bin/pytest -m slurm tests/test_slurm.py          (or ASRSWEEP_TEST_SLURM=1)
 Skipped (with the reason) when not root, not Debian, or when the cluster cannot start.
 The cluster is stopped at the end unless it was already running (or ASRSWEEP_SLURM_KEEP=1).
-Timings on 2 cores: cluster ≈ 7 s (packages) + 1 s; A ≈ 30 s; B ≈ 2.5–3 min (one time-limit
-kill after 60–90 s: SLURM checks limits every 30 s); C depends on the smoke experiment.
+Timings on 2 cores: cluster ≈ 7 s (packages) + 1 s; A ≈ 30 s; B ≈ 4–4.5 min and D ≈ 3.5 min
+(a real training of ≈ 110 s; a time-limit kill comes 60–90 s into a job, since SLURM checks limits
+every 30 s, and the plugin's status checks back off by 10 s each while nothing finishes);
+C depends on the smoke experiment.
 """
 
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +21,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from test_train import TINY_MODEL, assert_same_weights, fake_corpus, run_cli, train_argv, weights, write_config
 
 pytestmark = pytest.mark.slurm
 
@@ -28,6 +33,11 @@ PROFILE = REPO / "profiles" / "slurm"
 STATE = Path(os.environ.get("SLURM_LOCAL_STATE", "/tmp/asrsweep-slurm"))
 # Columns of summary.tsv that legitimately differ between two runs of the same experiment.
 VOLATILE = ("seconds", "time", "path", "dir", "host", "date", "jobid")
+# The long training of tests B and D: a model big enough that a step takes ≈ 0.1 s on 1 thread,
+# run for about TRAIN_SECONDS (measured on this machine; SLURM's shortest limit is 1 minute).
+LONG_MODEL = dict(TINY_MODEL, dim=192, layers=2, heads=4)
+LONG_BATCH_FRAMES = 2000
+TRAIN_SECONDS = 110
 
 
 def _daemons_alive() -> bool:
@@ -85,32 +95,173 @@ def test_toy_jobs_all_go_through_sbatch(slurm_cluster, tmp_path):
     assert len(kept) == 3  # slurm-keep-successful-logs
 
 
-def test_time_limit_checkpoint_and_resubmission(slurm_cluster, tmp_path):
-    """B: a 1-minute job that needs 100 s is killed, checkpoints on SIGTERM, resumes, finishes.
+class Training:
+    """A real asrsweep.train run sized to need ≈ TRAIN_SECONDS here, and its uninterrupted run."""
+
+    def __init__(self, root: Path, steps: int, straight: subprocess.Popen):
+        self.root, self.steps, self._straight = root, steps, straight
+
+    def straight(self) -> Path:
+        """The run folder of the uninterrupted run (waits for it: it runs in the background)."""
+        assert self._straight.wait(timeout=900) == 0, (self.root / "straight.log").read_text()[-3000:]
+        return self.root / "straight"
+
+    def assert_same_as_straight(self, workdir: Path) -> None:
+        """model.pt, the last checkpoint's weights and the log (less wall time) are bitwise equal."""
+        ref, got = self.straight(), workdir
+        assert_same_weights(weights(ref / "out" / "model.pt", "state_dict"),
+                            weights(got / "out" / "train" / "model.pt", "state_dict"))
+        last = f"ckpt-{self.steps}.pt"
+        assert_same_weights(weights(ref / "ckpt" / last, "model"), weights(got / "ckpt" / "train" / last, "model"))
+        ref_log, got_log = (read_summary(d / "train_log.tsv") for d in (ref / "out", got / "out" / "train"))
+        assert got_log == ref_log
+
+
+def seconds_per_step(corpus: dict, root: Path) -> float:
+    """Measure one training step of LONG_MODEL on 1 thread on this machine (≈ 10 s)."""
+    config = write_config(root / "calibrate.json", model=LONG_MODEL, max_steps=40, eval_every=20,
+                          checkpoint_every=0, batch_frames=LONG_BATCH_FRAMES)
+    done = run_cli(train_argv(corpus, config, root / "calibrate"))
+    assert done.returncode == 0, done.stderr
+    with open(root / "calibrate" / "out" / "train_log.tsv", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    return (float(rows[1]["seconds"]) - float(rows[0]["seconds"])) / 20
+
+
+@pytest.fixture(scope="module")
+def training(slurm_cluster, tmp_path_factory) -> Training:
+    """Corpus + config.json (the toy workflow's `corpus`); starts the uninterrupted run at once.
+
+    The step count is calibrated so that the training outlives the first 1-minute limit (SLURM
+    kills after 60–90 s) on fast and slow machines alike; the straight run shares the CPUs with
+    the SLURM run of test B, which only makes that run slower (the limit grows per attempt).
+    """
+    root = tmp_path_factory.mktemp("training")
+    corpus = fake_corpus(root, n_train=64, n_dev=8)
+    steps = max(200, round(TRAIN_SECONDS / seconds_per_step(corpus, root)))
+    config = write_config(root / "config.json", model=LONG_MODEL, max_steps=steps, eval_every=steps // 10,
+                          checkpoint_every=steps // 10, keep_checkpoints=2, batch_frames=LONG_BATCH_FRAMES)
+    with open(root / "straight.log", "w") as log:
+        argv = [sys.executable, "-m", "asrsweep.train", *train_argv(corpus, config, root / "straight")]
+        straight = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    yield Training(root, steps, straight)
+    if straight.poll() is None:
+        straight.kill()
+        straight.wait()
+
+
+def toy_command(training: Training, *targets: str) -> list[str]:
+    """The snakemake command of the toy workflow with the real training."""
+    return [str(VENV_BIN / "snakemake"), "--profile", str(PROFILE), "-s", str(TOY),
+            "--config", f"corpus={training.root}", *(["--", *targets] if targets else [])]
+
+
+def slurm_logs(workdir: Path, rule: str) -> list[Path]:
+    """The SLURM logs of one rule's jobs, oldest job first."""
+    return sorted((workdir / ".snakemake" / "slurm_logs" / f"rule_{rule}").glob("*.log"), key=lambda p: int(p.stem))
+
+
+def test_time_limit_checkpoint_and_resubmission(training, tmp_path):
+    """B: a real training with a 1-minute limit that needs more: killed, checkpoints on SIGTERM,
+    resubmitted, resumes, and ends with the same model as an uninterrupted run.
 
     Also checks `asrsweep.status` against the live job (comment format of the plugin).
     """
     stages = tmp_path / "results" / "runs" / "r1" / "stages.json"
     stages.parent.mkdir(parents=True)
-    stages.write_text(json.dumps({"train": "out/train.json"}))
+    stages.write_text(json.dumps({"train": "out/train/model.pt"}))
     with open(tmp_path / "run.log", "w") as log:
-        proc = subprocess.Popen(
-            [str(VENV_BIN / "snakemake"), "--profile", str(PROFILE), "-s", str(TOY),
-             "--config", "seconds=100", "--", "out/train.json"],
-            cwd=tmp_path, env=job_env(), stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(toy_command(training, "out/train/model.pt"), cwd=tmp_path, env=job_env(),
+                                stdout=log, stderr=subprocess.STDOUT)
     try:
         seen_running = wait_for_status(tmp_path, proc)
         assert proc.wait(timeout=600) == 0, (tmp_path / "run.log").read_text()[-3000:]
     finally:
         if proc.poll() is None:
-            proc.terminate()
+            proc.kill()
     assert seen_running.startswith("job "), seen_running
-    state = json.loads((tmp_path / "ckpt" / "state.json").read_text())
-    first, last = state["attempts"][0], state["attempts"][-1]
-    assert 2 <= len(state["attempts"]) <= 3, state
-    assert first["signal"] == 15 and first["stopped_at"] > 0, state  # slow save (10 s) landed
-    assert last["start_step"] > 0 and state["step"] == 100, state
-    assert json.loads((tmp_path / "out" / "train.json").read_text())["step"] == 100
+    attempts = slurm_logs(tmp_path, "train")
+    assert 2 <= len(attempts) <= 3, attempts
+    first = attempts[0].read_text()
+    assert "DUE TO TIME LIMIT" in first and "exit status 75" in first, first[-3000:]  # saved, then exited 75
+    resumed = re.search(r"resumed from \S+ \(step (\d+)\)", (tmp_path / "logs" / "train.log").read_text())
+    assert resumed and int(resumed.group(1)) > 0
+    training.assert_same_as_straight(tmp_path)
+
+
+def test_controller_killed_and_restarted(training, tmp_path):
+    """D: SIGKILL the snakemake controller while the training runs in SLURM, start it again.
+
+    The running SLURM job outlives its controller and the new controller knows nothing of it,
+    so it submits the training again: the second trainer waits for the first one's lock on the
+    checkpoint folder, then resumes. Finished fan-out jobs are not redone. The stale snakemake
+    lock makes the plain restart fail: `--unlock` first (as snakemake's message says).
+    """
+    command, out = toy_command(training), tmp_path / "out"
+    with open(tmp_path / "first.log", "w") as log:
+        first = subprocess.Popen(command, cwd=tmp_path, env=job_env(), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        old_job = wait_until_training(tmp_path, first)
+    finally:
+        first.kill()  # the controller only (the login node dies); the SLURM jobs live on
+        first.wait()
+    done_before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.txt")}
+    assert old_job in train_jobs(), "the training ended before the controller was killed"
+
+    again = subprocess.run(command, cwd=tmp_path, env=job_env(), capture_output=True, text=True, timeout=300)
+    assert again.returncode != 0 and "LockException" in again.stdout + again.stderr
+    unlock = subprocess.run([*command, "--unlock"], cwd=tmp_path, env=job_env(), capture_output=True, text=True,
+                            timeout=300)
+    assert unlock.returncode == 0, unlock.stdout + unlock.stderr
+
+    with open(tmp_path / "second.log", "w") as log:
+        second = subprocess.Popen(command, cwd=tmp_path, env=job_env(), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        overlap, waited = watch_lock(tmp_path / "ckpt" / "train" / ".lock", second)
+        assert second.wait(timeout=600) == 0, (tmp_path / "second.log").read_text()[-3000:]
+    finally:
+        if second.poll() is None:
+            second.kill()
+    log = (tmp_path / "second.log").read_text()
+    submitted = re.findall(r"submitted with SLURM jobid \d+ \(log: \S+/rule_(\w+)/", log)
+    assert submitted and set(submitted) == {"train"}, submitted  # the fan-out was not resubmitted
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.txt")} == done_before
+    assert overlap == 2 and waited, (overlap, waited)  # two trainings at once; one waited for the lock
+    training.assert_same_as_straight(tmp_path)
+
+
+def train_jobs(states: tuple[str, ...] = ("RUNNING", "COMPLETING")) -> set[str]:
+    """Job ids of the toy `train` rule in SLURM in one of `states`."""
+    out = subprocess.run(["squeue", "--noheader", "--format=%i|%T|%k"], capture_output=True, text=True).stdout
+    return {i for i, state, comment in (line.split("|", 2) for line in out.splitlines())
+            if comment == "rule_train" and state in states}
+
+
+def wait_until_training(workdir: Path, proc: subprocess.Popen, timeout: float = 300) -> str:
+    """Wait until the controller has seen the fan-out finish and the trainer has checkpointed; its job id."""
+    deadline = time.time() + timeout
+    while proc.poll() is None and time.time() < deadline:
+        log = (workdir / "first.log").read_text()
+        job = re.search(r"submitted with SLURM jobid (\d+) \(log: \S+/rule_train/", log)
+        if log.count("Finished jobid") >= 3 and job and list((workdir / "ckpt" / "train").glob("ckpt-*.pt")):
+            return job.group(1)
+        time.sleep(1)
+    log = (workdir / "first.log").read_text()
+    raise AssertionError(f"training never started under the controller:\n{log[-3000:]}")
+
+
+def watch_lock(lock: Path, proc: subprocess.Popen) -> tuple[int, bool]:
+    """While `proc` runs: the most train jobs running at once, and whether a process ever waited
+    in flock() on `lock` while another held it (/proc/locks: waiters are listed with `->`)."""
+    overlap, waited = 0, False
+    while proc.poll() is None:
+        overlap = max(overlap, len(train_jobs()))
+        if lock.exists():
+            inode = f":{lock.stat().st_ino} "
+            entries = [line for line in Path("/proc/locks").read_text().splitlines() if inode in line]
+            waited |= any("->" in e for e in entries) and any("->" not in e for e in entries)
+        time.sleep(1)
+    return overlap, waited
 
 
 def wait_for_status(workdir: Path, proc: subprocess.Popen) -> str:

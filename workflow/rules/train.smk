@@ -30,10 +30,11 @@ rule train:
         # and exits 75; the profile's retries resubmit the job and it resumes (README, "SLURM").
         runtime=240,
     shell:
-        "({params.write_config} && {params.launcher} asrsweep.train"
+        # exec: no shell stays between SLURM's SIGTERM and the trainer, which checkpoints.
+        "exec > {log} 2>&1; {params.write_config}; exec {params.launcher} asrsweep.train"
         " --config {params.outdir}/config.json --features {params.features}"
         " --tokenizer {params.tokenizer} --outdir {params.outdir}"
-        " --checkpoint-dir {params.checkpoints} --threads {threads}) > {log} 2>&1"
+        " --checkpoint-dir {params.checkpoints} --threads {threads}"
 
 
 rule compute_emissions:
