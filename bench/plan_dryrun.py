@@ -42,7 +42,7 @@ def main() -> None:
         exp.write_text(EXPERIMENT)
         results = f"{tmp}/results"
         plan_s, plan_out = timed([str(BIN / "asrsweep"), "plan", str(exp), "--results", results])
-        dry_s, dry_out = timed([str(BIN / "snakemake"), "-n", "--quiet", "rules", "--config",
+        dry_s, dry_out = timed([str(BIN / "snakemake"), "-n", "--config",
                                 f"experiment={exp}", f"results={results}"])
     runs = plan_out.splitlines()[0]
     jobs = next((line.split()[-1] for line in dry_out.splitlines() if line.startswith("total")), "?")

@@ -81,10 +81,15 @@ def optional_json(path: Path) -> dict | None:
 def gather(stages: dict[str, str]) -> dict:
     """The leaf results of a run's stages, as written by their steps."""
     dirs = stage_dirs(stages)
+    beam = {"best_on_dev": read_json(dirs["decode"] / "best_on_dev.json"),
+            "test": read_json(dirs["decode"] / "test.json")}
+    # The decoder sweep scores greedy decoding on dev and test for reference.
+    dev_greedy, test_greedy = beam["best_on_dev"].get("greedy", {}), beam["test"].get("greedy", {})
     return {
         "train": read_json(dirs["train"] / "train.json"),
-        "beam": {"best_on_dev": read_json(dirs["decode"] / "best_on_dev.json"),
-                 "test": read_json(dirs["decode"] / "test.json")},
+        "greedy": {"dev_wer": dev_greedy.get("dev_wer"), "dev_cer": dev_greedy.get("dev_cer"),
+                   "test_wer": test_greedy.get("wer"), "test_cer": test_greedy.get("cer")},
+        "beam": beam,
         "rescore": {"best_on_dev": optional_json(dirs["rescore"] / "best_on_dev.json"),
                     "test": optional_json(dirs["rescore"] / "test.json")},
         "lm": optional_json(dirs["lm"] / "lm.json"),
