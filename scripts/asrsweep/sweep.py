@@ -214,7 +214,7 @@ def expand(spec: dict, recipe: dict, path: Path) -> list[Run]:
     """Every combination of the axes, merged over recipe + controls, as `Run`s."""
     base = deep_merge(recipe, undot(spec.get("controls", {})))
     runs = []
-    for combo in itertools.product(*axes(spec)) if axes(spec) else [()]:
+    for combo in itertools.product(*axes(spec)):  # no axes: one empty combination, one run
         values: dict[str, Any] = {}
         for point in combo:
             values.update(point)
