@@ -15,7 +15,7 @@ from typing import Any
 
 from asrsweep.common import UserError, cli_main
 from asrsweep.configio import load_yaml
-from asrsweep.sweep import flatten, load_experiment
+from asrsweep.sweep import flatten, load_experiment, undot
 from asrsweep.validate import load_schema, schema_keys, validate_resolved
 
 
@@ -60,22 +60,16 @@ def explain(path: Path) -> list[tuple[str, str, str, str, str]]:
     if isinstance(data, dict) and ("recipe" in data or "variables" in data or "controls" in data):
         exp = load_experiment(path)
         spec = data
-        marks = {k: "changed" for k in flatten(_undot(spec.get("controls", {})))}
+        marks = {k: "changed" for k in flatten(undot(spec.get("controls") or {}))}
         varied = {k for run in exp.runs for k in run.values}
         for preset in (spec.get("presets") or {}).values():
-            varied |= set(flatten(_undot(preset)))
+            varied |= set(flatten(undot(preset)))
         marks.update({k: "varied" for k in varied if k != "preset"})
         return rows(exp.runs[0].config, marks)
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a recipe or experiment mapping")
     validate_resolved(data, str(path))
     return rows(data, {})
-
-
-def _undot(mapping: dict) -> dict:
-    from asrsweep.sweep import undot
-
-    return undot(mapping) if isinstance(mapping, dict) else {}
 
 
 def main(argv: list[str] | None = None) -> None:

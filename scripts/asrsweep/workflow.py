@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from asrsweep.common import UserError
-from asrsweep.configio import dump_yaml, parse_yaml
+from asrsweep.configio import parse_yaml
 from asrsweep.sweep import Run, flatten, load_experiment, stage_config
 
 # Stage -> the file whose existence means the stage is done (also listed in stages.json).
@@ -113,11 +113,6 @@ def guard(index: SweepIndex, overwrite: bool) -> None:
                         "--config overwrite=true to point these ids at the new config (existing "
                         "checkpoints and artifacts are kept in their own stage folders)")
         raise UserError("\n".join(problems))
-
-
-def run_config_yaml(run: Run) -> str:
-    """The resolved config of a run as written to its folder."""
-    return dump_yaml(run.config)
 
 
 def environment_first_on_path() -> None:
