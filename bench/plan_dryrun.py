@@ -3,11 +3,17 @@
 Builds an experiment of 10 learning rates × 10 seeds × 10 beam sizes (100 trainings, 1,000
 decoder runs), then times `asrsweep plan` (goal < 2 s) and `snakemake -n` (goal < 15 s on
 2 cores) on it, side by side in one run, and prints both with their ratio to the goal.
+
+Every snakemake start imports the SLURM executor plugin, which runs `scontrol show config`
+(timeout 10 s). Where a SLURM client is installed but its controller is unreachable (e.g. a
+stopped test cluster whose slurm.conf was left behind) that call alone waits ~9 s; the script
+times it too and says so, rather than hiding it in the snakemake figure.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +42,17 @@ def timed(cmd: list[str]) -> tuple[float, str]:
     return elapsed, proc.stdout
 
 
+def scontrol_probe() -> str:
+    """How long the SLURM plugin's `scontrol show config` takes here (part of every start)."""
+    if shutil.which("scontrol") is None:
+        return "no scontrol here: the SLURM plugin's startup probe costs nothing"
+    start = time.perf_counter()
+    subprocess.run(["scontrol", "show", "config"], capture_output=True, timeout=15)
+    seconds = time.perf_counter() - start
+    note = " (a SLURM controller named in slurm.conf is not answering)" if seconds > 1 else ""
+    return f"scontrol show config: {seconds:.2f} s, included in the snakemake -n figure{note}"
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         exp = Path(tmp) / "bench1000.yaml"
@@ -50,6 +67,7 @@ def main() -> None:
     print(f"asrsweep plan : {plan_s:6.2f} s  (goal 2 s:  {plan_s / 2:.2f} of the goal)")
     print(f"snakemake -n  : {dry_s:6.2f} s  (goal 15 s: {dry_s / 15:.2f} of the goal)")
     print(f"ratio snakemake -n / plan: {dry_s / plan_s:.1f}x")
+    print(scontrol_probe())
 
 
 if __name__ == "__main__":

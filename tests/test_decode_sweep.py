@@ -10,7 +10,7 @@ import torch
 
 from asrsweep.common import UserError
 from asrsweep.decode_sweep import DecodeConfig, DecodeSweepSpec, main as decode_sweep, sweep_settings
-from asrsweep.decode_test import main as decode_test
+from asrsweep.decode_frozen import main as decode_frozen
 from asrsweep.merge_sweep import main as merge_sweep
 from test_decoder import CAP, DOG_OR_CAT, TOKENS, frames, utterance, write_world
 
@@ -90,11 +90,11 @@ def test_best_on_dev_and_test_use_only_the_frozen_setting(world):
     best = json.loads((out / "best_on_dev.json").read_text())
     assert best["objective"] == "wer" and best["dev_wer"] == 0.0  # lm_weight > 0 fixes d2
     assert best["setting"]["lm_weight"] == 1.0  # the smallest lm_weight among the ties
-    # decode_test decodes with the frozen setting only: force one with lm_weight 0.
+    # decode_frozen decodes with the frozen setting only: force one with lm_weight 0.
     frozen = dict(best, setting={**best["setting"], "lm_weight": 0.0, "word_score": 0.0})
     (out / "frozen.json").write_text(json.dumps(frozen))
     cfg = config(world["tmp"], 1, name="c1.json")
-    decode_test(common_flags(world, cfg) + ["--best", str(out / "frozen.json"), "--outdir", str(out)])
+    decode_frozen(common_flags(world, cfg) + ["--best", str(out / "frozen.json"), "--outdir", str(out)])
     result = json.loads((out / "test.json").read_text())
     assert result["setting"]["lm_weight"] == 0.0 and result["split"] == "test"
     with open(out / "hyps_test.tsv") as handle:

@@ -1,11 +1,11 @@
-"""N-best dump: format of {dev,test}.tsv and agreement with the 1-best decode."""
+"""Frozen decode: n-best {dev,test}.tsv format, and its 1-best result agrees with the lists."""
 
 from __future__ import annotations
 
 import csv
 import json
 
-from asrsweep.dump_nbest import COLUMNS, main as dump_nbest
+from asrsweep.decode_frozen import NBEST_COLUMNS as COLUMNS, main as decode_frozen
 from test_decode_sweep import common_flags, config, run_sweep, world  # noqa: F401  (fixture)
 
 
@@ -19,7 +19,7 @@ def test_nbest_format_and_ranks(world):  # noqa: F811
     best = world["tmp"] / "decode1-1" / "best_on_dev.json"
     out = world["tmp"] / "nbest"
     cfg = config(world["tmp"], 1, name="c1.json")  # nbest.size = 3
-    dump_nbest(common_flags(world, cfg) + ["--best", str(best), "--outdir", str(out), "--threads", "2"])
+    decode_frozen(common_flags(world, cfg) + ["--best", str(best), "--outdir", str(out), "--threads", "2"])
     setting = json.loads(best.read_text())["setting"]
     for split, utts in (("dev", {"d1", "d2", "d3"}), ("test", {"t1", "t2", "t3"})):
         rows = read(out / f"{split}.tsv")
@@ -38,3 +38,7 @@ def test_nbest_format_and_ranks(world):  # noqa: F811
             assert totals == sorted(totals, reverse=True)
     top = {r["utt_id"]: r["hyp"] for r in read(out / "dev.tsv") if r["rank"] == "1"}
     assert top == {"d1": "the cat sat", "d2": "the cat sat", "d3": "the dog sat"}
+    # The first-pass result comes from the same search: the rank-1 hypotheses.
+    assert {r["utt_id"]: r["hyp"] for r in read(out / "hyps_dev.tsv")} == top
+    result = json.loads((out / "test.json").read_text())
+    assert result["setting"] == setting and result["dev"]["wer"] == 0.0 and result["split"] == "test"

@@ -22,6 +22,7 @@ MALFORMED = [
     ("zip: [{train.lr: [0.1]}]\nvariables: {train.lr: [0.2]}", "train.lr: varied twice"),
     ("controls: {trian: {lr: 0.1}}", "controls.trian.lr: unknown setting 'trian.lr'"),
     ("controls: {train.compile: 'yes'}", "does not fit 'train.compile'"),
+    ("controls: {train.max_steps: 2024-01-01}", "does not fit 'train.max_steps'"),  # a string, never a date
     ("variabels: {train.lr: [0.1]}", "variabels: unknown top-level key; did you mean 'variables'?"),
     ("recipe: nosuch", "recipe: 'nosuch' not found"),
     ("seeds: []", "seeds: expected a non-empty list of integers"),

@@ -37,7 +37,8 @@ def test_dry_run_shares_training_between_decoder_variants(tmp_path):
                      f"results={tmp_path}/r")
     counts = dict(line.split()[:2] for line in proc.stdout.splitlines()
                   if len(line.split()) == 2 and line.split()[1].isdigit())
-    assert counts["train"] == "1" and counts["train_ngram"] == "2" and counts["decode_test"] == "2"
+    assert counts["train"] == "1" and counts["train_ngram"] == "2" and counts["decode_frozen"] == "2"
+    assert counts["run_result"] == "1"  # one job writes every run folder of the experiment
 
 
 def test_several_experiments_and_relocated_results(tmp_path):

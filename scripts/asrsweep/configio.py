@@ -15,8 +15,18 @@ from asrsweep.common import UserError
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads `1e-3` (no dot) as a float, as YAML 1.2 and Python do."""
+    """SafeLoader with YAML 1.2 scalars: `1e-3` (no dot) is a float, `2024-01-01` a string.
 
+    Config values must be JSON values (they are hashed, schema-checked and written as JSON);
+    YAML 1.1 timestamps would be Python dates.
+    """
+
+
+# Copy-on-write: the resolvers dict is shared with SafeLoader until a subclass replaces it.
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",

@@ -1,7 +1,7 @@
 """CTC decoding with flashlight-text (wav2letter's beam search) and KenLM; greedy decoding.
 
-Library module (no CLI), used by `python -m asrsweep.decode_sweep --config C ...`,
-`asrsweep.decode_test` and `asrsweep.dump_nbest`.
+Library module (no CLI), used by `python -m asrsweep.decode_sweep --config C ...` and
+`asrsweep.decode_frozen`.
 
 `Decoder(lexicon, arpa, tokens)` loads the KenLM model and builds the lexicon trie ONCE; each
 sweep setting only builds a new flashlight decoder object around them (cheap), so a sweep over

@@ -208,7 +208,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line flags (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m asrsweep.rescore", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, type=Path, help="stage config.json (section rescore)")
-    parser.add_argument("--nbest", required=True, type=Path, help="dump_nbest folder with dev.tsv test.tsv")
+    parser.add_argument("--nbest", required=True, type=Path, help="decode_frozen folder with n-best dev.tsv test.tsv")
     parser.add_argument("--lmscore", required=True, type=Path, help="score_lm folder with dev.tsv test.tsv")
     parser.add_argument("--emissions", required=True, type=Path, help="emissions folder with dev.pt test.pt")
     parser.add_argument("--outdir", required=True, type=Path)

@@ -1,25 +1,33 @@
-"""Gather one run's results and provenance: `python -m asrsweep.run_result --experiment demo --run order=3 --run-dir results/demo/runs/order=3 --config-json '{...}' --values '{"ngram.order": 3}' --stages '{...}'`.
+"""Write every run folder of an experiment: `python -m asrsweep.run_result --experiment config/experiments/demo.yaml --runs-dir results/demo/runs`.
 
-Writes into the run folder:
+One job per experiment (not per run: a 1,000-run sweep would otherwise schedule 1,000 jobs
+that each take a fraction of a second). --runs-dir is <results>/<experiment>/runs; the stage
+folders are read from <results>/<experiment>/<stage>/<key>. Into <runs-dir>/<run id>/ it writes:
 - `config.yaml`: the run's fully resolved config;
 - `result.json`: the run's varied values, the leaf results of its stages and their paths;
 - `provenance.json`: workflow git commit and dirty flag, package versions, python, host;
-- `commands/<stage>.sh`: the exact command each stage's step ran (copied from its folder);
+- `commands/<stage>.sh`: the exact command each stage's step ran (copied from its folder;
+  sweep shards as `<stage>.shards.<i>-of-<n>.sh`);
 - `stages.json`: stage -> main output path (read by `asrsweep status`).
+The runs folder is built next to its place and swapped in whole, so a failed job leaves the
+previous one (or none) rather than a half-written one.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import subprocess
+import tempfile
 from importlib import metadata
 from pathlib import Path
 
-from asrsweep.common import UserError, cli_main, read_json, write_json_atomic, write_text_atomic
+from asrsweep.common import UserError, cli_main, read_json, record_command, write_json_atomic, write_text_atomic
 from asrsweep.configio import dump_yaml
+from asrsweep.workflow import SweepIndex
 
 PACKAGES = ("asrsweep", "torch", "snakemake", "snakemake-executor-plugin-slurm", "transformers",
             "sentencepiece", "flashlight-text", "jiwer", "numpy", "pandas", "ufal.kenlm", "kenlm")
@@ -62,15 +70,21 @@ def stage_dirs(stages: dict[str, str]) -> dict[str, Path]:
 
 
 def copy_commands(stages: dict[str, str], run_dir: Path) -> dict[str, str]:
-    """Copy each stage's command.sh into run_dir/commands/<stage>.sh; return stage -> path."""
+    """Copy every command.sh of each stage folder into run_dir/commands/; return name -> path.
+
+    <stage>/command.sh becomes <stage>.sh; a sweep shard's shards/0-of-2/command.sh becomes
+    <stage>.shards.0-of-2.sh.
+    """
     commands = {}
     for stage, folder in stage_dirs(stages).items():
-        source = folder / "command.sh"
-        if source.exists():
-            target = run_dir / "commands" / f"{stage}.sh"
+        for source in [folder / "command.sh", *sorted(folder.glob("shards/*/command.sh"))]:
+            if not source.exists():
+                continue
+            name = ".".join([stage, *source.parent.relative_to(folder).parts])
+            target = run_dir / "commands" / f"{name}.sh"
             write_text_atomic(target, source.read_text())
             shutil.copymode(source, target)
-            commands[stage] = str(target)
+            commands[name] = str(target)
     return commands
 
 
@@ -82,7 +96,7 @@ def gather(stages: dict[str, str]) -> dict:
     """The leaf results of a run's stages, as written by their steps."""
     dirs = stage_dirs(stages)
     beam = {"best_on_dev": read_json(dirs["decode"] / "best_on_dev.json"),
-            "test": read_json(dirs["decode"] / "test.json")}
+            "test": read_json(dirs["nbest"] / "test.json")}
     # The decoder sweep scores greedy decoding on dev and test for reference.
     dev_greedy, test_greedy = beam["best_on_dev"].get("greedy", {}), beam["test"].get("greedy", {})
     return {
@@ -101,27 +115,56 @@ def gather(stages: dict[str, str]) -> dict:
     }
 
 
+def write_run(run_dir: Path, experiment: str, run_id: str, config: dict, values: dict,
+              stages: dict[str, str], prov: dict) -> None:
+    """Write config.yaml, stages.json, provenance.json, commands/ and result.json of one run."""
+    write_text_atomic(run_dir / "config.yaml", dump_yaml(config))
+    write_json_atomic(run_dir / "stages.json", stages)
+    write_json_atomic(run_dir / "provenance.json", prov)
+    result = {"experiment": experiment, "run": run_id, "values": values, **gather(stages)}
+    result["commands"] = copy_commands(stages, run_dir)
+    write_json_atomic(run_dir / "result.json", result)
+
+
+def swap_in(built: Path, target: Path) -> None:
+    """Replace the folder `target` by `built` (two renames; the old folder is removed after)."""
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+        os.replace(target, old / target.name)
+    os.replace(built, target)
+    if old is not None:
+        shutil.rmtree(old)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Write config.yaml, result.json, provenance.json, stages.json and commands/ of one run."""
+    """Write the run folders of one experiment under <results>/<experiment>/runs."""
     parser = argparse.ArgumentParser(prog="python -m asrsweep.run_result", description=main.__doc__)
-    parser.add_argument("--experiment", required=True)
-    parser.add_argument("--run", required=True)
-    parser.add_argument("--run-dir", required=True, type=Path)
-    parser.add_argument("--config-json", required=True, help="the run's resolved config (JSON)")
-    parser.add_argument("--values", required=True, help="the run's varied values (JSON)")
-    parser.add_argument("--stages", required=True, help="stage -> main output path (JSON)")
+    parser.add_argument("--experiment", required=True, help="the experiment file")
+    parser.add_argument("--runs-dir", required=True, type=Path, help="<results>/<experiment>/runs")
     args = parser.parse_args(argv)
+    target = args.runs_dir
+    index = SweepIndex(args.experiment, target.parent.parent)
+    if list(index.experiments) != [target.parent.name]:
+        raise UserError(f"--runs-dir {target}: expected <results>/{'|'.join(index.experiments)}/runs "
+                        f"for the experiment file {args.experiment}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    built = Path(tempfile.mkdtemp(dir=target.parent, prefix=".runs.new-"))
+    umask = os.umask(0)
+    os.umask(umask)
+    built.chmod(0o777 & ~umask)  # mkdtemp makes it private; the runs folder is not
     try:
-        config = json.loads(args.config_json)
-        values, stages = json.loads(args.values), json.loads(args.stages)
-    except json.JSONDecodeError as err:
-        raise UserError(f"--values/--stages: not valid JSON ({err.msg})") from None
-    write_text_atomic(args.run_dir / "config.yaml", dump_yaml(config))
-    write_json_atomic(args.run_dir / "stages.json", stages)
-    write_json_atomic(args.run_dir / "provenance.json", provenance())
-    result = {"experiment": args.experiment, "run": args.run, "values": values, **gather(stages)}
-    result["commands"] = copy_commands(stages, args.run_dir)
-    write_json_atomic(args.run_dir / "result.json", result)
+        prov = provenance()
+        for (exp, run_id), run_dir in index.run_dirs().items():
+            run = index.run(exp, run_id)
+            stages = json.loads(index.stages_json(exp, run_id))
+            write_run(built / run_dir.name, exp, run_id, run.config, run.values, stages, prov)
+        record_command(built)
+    except BaseException:
+        shutil.rmtree(built, ignore_errors=True)
+        raise
+    swap_in(built, target)
+    print(f"run_result: {len(index.run_dirs())} run folders in {target}", flush=True)
 
 
 if __name__ == "__main__":

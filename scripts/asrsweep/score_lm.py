@@ -23,6 +23,7 @@ import torch
 
 from asrsweep.common import UserError, atomic_write, cli_main, open_outdir
 
+SPLITS = ("dev", "test")
 BOS, EOS, PAD = 2, 3, 0  # ids fixed by asrsweep.train_lm.SPECIALS
 
 
@@ -126,9 +127,9 @@ def run(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     args = parser.parse_args(argv)
     open_outdir(args.outdir, argv, "score_lm")
-    files = sorted(args.nbest.glob("*.tsv"))
+    files = [args.nbest / f"{split}.tsv" for split in SPLITS if (args.nbest / f"{split}.tsv").is_file()]
     if not files:
-        raise UserError(f"{args.nbest}: no n-best .tsv files")
+        raise UserError(f"{args.nbest}: no n-best dev.tsv or test.tsv (written by asrsweep.decode_frozen)")
     device = pick_device(args.device)
     model, tok, context = load_lm(args.lm, device)
     counts = {}

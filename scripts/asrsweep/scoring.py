@@ -1,6 +1,6 @@
 """Word and character error rates with jiwer (library module, no CLI).
 
-Used by `python -m asrsweep.decode_sweep ...` and `asrsweep.decode_test`: corpus WER/CER with
+Used by `python -m asrsweep.decode_sweep ...` and `asrsweep.decode_frozen`: corpus WER/CER with
 S/D/I counts, and per-utterance error counts (S+D+I) from jiwer's alignments.
 """
 

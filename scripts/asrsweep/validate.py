@@ -38,22 +38,40 @@ def schema_keys(schema: dict, prefix: str = "") -> dict[str, dict]:
     return keys
 
 
-def first_schema_error(instance: Any, schema: dict) -> str | None:
-    """'key: message' for the first schema violation (None when valid)."""
+def first_schema_error(instance: Any, schema: dict, prefix: tuple[str, ...] = ()) -> str | None:
+    """'key: message' for the first schema violation (None when valid); keys start with `prefix`."""
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(instance),
                     key=lambda e: list(map(str, e.absolute_path)))
     if not errors:
         return None
     err = errors[0]
-    where = ".".join(str(p) for p in err.absolute_path)
+    where = ".".join([*prefix, *map(str, err.absolute_path)])
     return f"{where}: {err.message}" if where else err.message
 
 
 def validate_resolved(config: dict, where: str) -> None:
-    """Refuse a resolved config (recipe + overrides) that breaks the recipe schema."""
-    problem = first_schema_error(config, load_schema("recipe"))
+    """Refuse a resolved config (recipe + overrides) that breaks the recipe schema.
+
+    Checked section by section, each distinct section value once: the runs of a sweep share
+    most sections, and the recipe schema has no rule across sections (no if/then, allOf or
+    required), so this equals validating the whole config (`asrsweep plan` of 1,000 runs:
+    1.75 s -> 0.74 s).
+    """
+    schema = load_schema("recipe")
+    top = {**schema, "properties": {name: True for name in schema["properties"]}}
+    problem = first_schema_error(config, top)
+    for name in sorted(config) if problem is None and isinstance(config, dict) else ():
+        problem = _section_error(name, json.dumps(config[name], sort_keys=True))
+        if problem:
+            break
     if problem:
         raise UserError(f"{where}: {problem}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _section_error(name: str, value_json: str) -> str | None:
+    """first_schema_error of one top-level section, keyed by its JSON text."""
+    return first_schema_error(json.loads(value_json), load_schema("recipe")["properties"][name], (name,))
 
 
 def validate_workflow_config(config: dict) -> None:

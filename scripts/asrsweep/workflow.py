@@ -20,9 +20,13 @@ from asrsweep.sweep import Run, flatten, load_experiment, stage_config
 STAGE_OUTPUTS = {
     "data": "train.tsv", "features": "train.pt", "tokenizer": "tokens.txt",
     "train": "model.pt", "emissions": "test.pt", "ngram": "lm.arpa", "lexicon": "lexicon.txt",
-    "decode": "test.json", "lm": "lm.json", "nbest": "test.tsv", "lmscore": "test.tsv",
+    "decode": "best_on_dev.json", "lm": "lm.json", "nbest": "test.json", "lmscore": "test.tsv",
     "rescore": "test.json",
 }
+
+# The files `asrsweep.run_result` reads per run (sweep.tsv comes with decode's best_on_dev.json).
+RESULT_INPUTS = (("train", "train.json"), ("decode", "best_on_dev.json"), ("nbest", "test.json"),
+                 ("lm", "lm.json"), ("rescore", "test.json"))
 
 
 class SweepIndex:
@@ -71,6 +75,11 @@ class SweepIndex:
     def run_dirs(self) -> dict[tuple[str, str], Path]:
         """(experiment, run id) -> results/<experiment>/runs/<run id>."""
         return self._run_dirs
+
+    def result_inputs(self, exp: str) -> list[str]:
+        """The leaf files that the run folders of `exp` gather (each listed once)."""
+        return sorted({str(self.stage_dir(exp, stage, run.keys[stage]) / filename)
+                       for run in self.experiments[exp].runs for stage, filename in RESULT_INPUTS})
 
     def stages_json(self, exp: str, run_id: str) -> str:
         """{stage: main output path} of a run, for `asrsweep status`."""

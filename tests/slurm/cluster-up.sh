@@ -74,9 +74,16 @@ else
   acct="AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none"
 fi
+# A configuration not written here is kept for cluster-down.sh to put back.
+MARK="# Written by asrsweep tests/slurm/cluster-up.sh"
+for f in slurm.conf gres.conf; do
+  if [[ -f /etc/slurm/$f && ! -f $STATE/$f.orig ]] && ! head -n1 "/etc/slurm/$f" | grep -qF "$MARK"; then
+    cp -p "/etc/slurm/$f" "$STATE/$f.orig"
+  fi
+done
 old_conf=$(cat /etc/slurm/slurm.conf 2>/dev/null || true)
 cat > /etc/slurm/slurm.conf <<CONF
-# Written by asrsweep tests/slurm/cluster-up.sh: a one-node test cluster.
+${MARK}: a one-node test cluster.
 ClusterName=asrsweep
 SlurmctldHost=${HOST}(127.0.0.1)
 SlurmUser=root
@@ -109,6 +116,7 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=ALL MaxTime=INFINITE State=UP
 CONF
 cat > /etc/slurm/gres.conf <<CONF
+${MARK}.
 # A fake GPU: --gpus=1 is accepted and sets CUDA_VISIBLE_DEVICES=0; code falls back to CPU.
 AutoDetect=off
 NodeName=${HOST} Name=gpu File=/dev/null

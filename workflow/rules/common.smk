@@ -1,6 +1,6 @@
 # Config validation, the run index and named input functions. Logic lives in the asrsweep
 # package (tested there); this file only adapts it to snakemake.
-import json
+import inspect
 import re
 import shlex
 import sys
@@ -34,6 +34,16 @@ wildcard_constraints:
     split="dev|test",
 
 
+def signature_once(func):
+    """Keep `func`'s signature on it (`__signature__`, PEP 362).
+
+    Snakemake inspects the signature of an input, params or resource function on every call:
+    over 100,000 times to build the DAG of a 1,000-run sweep. Stored, each is a lookup.
+    """
+    func.__signature__ = inspect.signature(func)
+    return func
+
+
 def stage_path(stage, filename):
     """Path pattern of a file of a stage folder: R/{exp}/<stage>/{key}/<filename>."""
     return f"{RESULTS}/{{exp}}/{stage}/{{key}}/{filename}"
@@ -61,7 +71,7 @@ def upstream(stage, upstream_stage, *filenames):
         return paths[0] if len(paths) == 1 else (paths or folder)
 
     _path.__name__ = f"{upstream_stage}_of_{stage}"
-    return _path
+    return signature_once(_path)
 
 
 def stage_dir(stage):
@@ -71,7 +81,7 @@ def stage_dir(stage):
         return str(INDEX.stage_dir(wildcards.exp, stage, wildcards.key))
 
     _dir.__name__ = f"{stage}_dir"
-    return _dir
+    return signature_once(_dir)
 
 
 def write_config(stage):
@@ -87,7 +97,7 @@ def write_config(stage):
         return f"python -m asrsweep.write_config --json {shlex.quote(text)} --out {folder}/config.json"
 
     _command.__name__ = f"write_{stage}_config"
-    return _command
+    return signature_once(_command)
 
 
 def checkpoint_dir(stage):
@@ -103,7 +113,7 @@ def checkpoint_dir(stage):
         return f"{RESULTS}/{wildcards.exp}/checkpoints/{stage}-{key}"
 
     _dir.__name__ = f"checkpoints_of_{stage}"
-    return _dir
+    return signature_once(_dir)
 
 
 def mem_by_attempt(base_mb):
@@ -112,15 +122,17 @@ def mem_by_attempt(base_mb):
     def _mem(wildcards, attempt):
         return base_mb * attempt
 
-    return _mem
+    return signature_once(_mem)
 
 
+@signature_once
 def data_step(wildcards):
     """The step that prepares the corpus: the generated demo, or the ingestion of a real one."""
     source = INDEX.any_run(wildcards.exp, "data", wildcards.key).config["data"]["source"]
     return "prepare_demo" if source == "demo" else "prepare_corpus"
 
 
+@signature_once
 def train_launcher(wildcards, resources):
     """`python -m` on one device; torchrun (DDP, one process per GPU) when given several GPUs."""
     if resources.gpu > 1:
@@ -128,6 +140,7 @@ def train_launcher(wildcards, resources):
     return "python -m"
 
 
+@signature_once
 def sweep_shards(wildcards):
     """All shard tables of a decoder sweep (decode.sweep.shards jobs)."""
     count = INDEX.any_run(wildcards.exp, "decode", wildcards.key).config["decode"]["sweep"]["shards"]
@@ -145,42 +158,15 @@ def decoder_inputs(stage):
     )
 
 
-def run_config(wildcards):
-    """Params function: the run's resolved config as JSON, shell-quoted."""
-    return shlex.quote(json.dumps(INDEX.run(wildcards.exp, wildcards.run).config, sort_keys=True))
-
-
-def run_stage_file(stage, filename):
-    """Input function: a file of the `stage` folder of a run."""
-
-    def _path(wildcards):
-        key = INDEX.run(wildcards.exp, wildcards.run).keys[stage]
-        return str(INDEX.stage_dir(wildcards.exp, stage, key) / filename)
-
-    _path.__name__ = f"run_{stage}_{filename.replace('.', '_')}"
-    return _path
-
-
-def run_values(wildcards):
-    """Params function: the run's varied values as JSON, shell-quoted."""
-    return shlex.quote(json.dumps(INDEX.run(wildcards.exp, wildcards.run).values, sort_keys=True))
-
-
-def run_stages(wildcards):
-    """Params function: {stage: main output} of the run as JSON, shell-quoted."""
-    return shlex.quote(INDEX.stages_json(wildcards.exp, wildcards.run))
-
-
+@signature_once
 def experiment_results(wildcards):
-    """All result.json files of an experiment."""
-    return [f"{d}/result.json" for (exp, _), d in INDEX.run_dirs().items() if exp == wildcards.exp]
+    """The leaf results of every run of an experiment (what run_result gathers)."""
+    return INDEX.result_inputs(wildcards.exp)
 
 
+@signature_once
 def experiment_file(wildcards):
     """Params function: the experiment file as given on the command line."""
     return str(INDEX.experiments[wildcards.exp].path)
 
 
-def run_dir(wildcards):
-    """Params function: the run's folder, R/E/runs/<run>."""
-    return str(INDEX.run_dirs()[(wildcards.exp, wildcards.run)])

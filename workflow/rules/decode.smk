@@ -1,5 +1,6 @@
 # N-gram LM, lexicon, and the wav2letter-style decoder sweep over cached emissions: shards of the
-# dev sweep run as separate jobs and merge; test is decoded once, with the frozen dev choice.
+# dev sweep run as separate jobs and merge; then dev and test are decoded once with the frozen
+# dev choice, which gives the first-pass result and the n-best lists for rescoring.
 
 
 rule train_ngram:
@@ -76,25 +77,26 @@ rule merge_sweep:
         "python -m asrsweep.merge_sweep --shards {input} --out-dir {params.outdir} > {log} 2>&1"
 
 
-rule decode_test:
+rule decode_frozen:
     input:
-        best=stage_path("decode", "best_on_dev.json"),
-        **decoder_inputs("decode"),
+        best=upstream("nbest", "decode", "best_on_dev.json"),
+        **decoder_inputs("nbest"),
     output:
-        test=stage_path("decode", "test.json"),
-        hyps=[stage_path("decode", f"hyps_{s}.tsv") for s in ("dev", "test")],
+        test=stage_path("nbest", "test.json"),
+        hyps=[stage_path("nbest", f"hyps_{s}.tsv") for s in ("dev", "test")],
+        nbest=[stage_path("nbest", f"{s}.tsv") for s in ("dev", "test")],
     params:
-        write_config=write_config("decode"),
-        emissions=upstream("decode", "emissions"),
-        outdir=stage_dir("decode"),
+        write_config=write_config("nbest"),
+        emissions=upstream("nbest", "emissions"),
+        outdir=stage_dir("nbest"),
     log:
-        log_path("decode_test"),
+        log_path("decode_frozen"),
     threads: THREADS
     resources:
         mem_mb=mem_by_attempt(4000),
         runtime=60,
     shell:
-        "({params.write_config} && python -m asrsweep.decode_test"
+        "({params.write_config} && python -m asrsweep.decode_frozen"
         " --config {params.outdir}/config.json --emissions {params.emissions}"
         " --lexicon {input.lexicon} --arpa {input.arpa} --tokens {input.tokens}"
         " --best {input.best} --threads {threads} --outdir {params.outdir}) > {log} 2>&1"

@@ -1,5 +1,5 @@
-# Second pass, as in wav2letter: n-best dumps with the frozen decoder setting -> Transformer-LM
-# scores -> grid-search rescoring tuned on dev and applied frozen to test.
+# Second pass, as in wav2letter: the n-best lists of decode_frozen -> Transformer-LM scores ->
+# grid-search rescoring tuned on dev and applied frozen to test.
 
 
 rule train_lm:
@@ -24,30 +24,6 @@ rule train_lm:
         "({params.write_config} && python -m asrsweep.train_lm"
         " --config {params.outdir}/config.json --text {input} --outdir {params.outdir}"
         " --checkpoint-dir {params.checkpoints}) > {log} 2>&1"
-
-
-rule dump_nbest:
-    input:
-        best=upstream("nbest", "decode", "best_on_dev.json"),
-        **decoder_inputs("nbest"),
-    output:
-        stage_path("nbest", "dev.tsv"),
-        stage_path("nbest", "test.tsv"),
-    params:
-        write_config=write_config("nbest"),
-        emissions=upstream("nbest", "emissions"),
-        outdir=stage_dir("nbest"),
-    log:
-        log_path("dump_nbest"),
-    threads: THREADS
-    resources:
-        mem_mb=mem_by_attempt(4000),
-        runtime=60,
-    shell:
-        "({params.write_config} && python -m asrsweep.dump_nbest"
-        " --config {params.outdir}/config.json --emissions {params.emissions}"
-        " --lexicon {input.lexicon} --arpa {input.arpa} --tokens {input.tokens}"
-        " --best {input.best} --threads {threads} --outdir {params.outdir}) > {log} 2>&1"
 
 
 rule score_lm:

@@ -1,5 +1,6 @@
-# Per-run folders (resolved config, provenance, commands, result.json), the summary tables and
-# the report. Every leaf result carries its parameters, so the summary only concatenates.
+# The run folders (resolved config, provenance, commands, result.json: one job per experiment),
+# the summary tables and the report. Every leaf result carries its parameters, so the summary
+# only concatenates.
 
 
 rule write_matrix:
@@ -16,40 +17,30 @@ rule write_matrix:
 
 rule run_result:
     input:
-        train=run_stage_file("train", "train.json"),
-        decode=run_stage_file("decode", "test.json"),
-        sweep=run_stage_file("decode", "sweep.tsv"),
-        rescore=run_stage_file("rescore", "test.json"),
+        experiment_results,
     output:
-        f"{RESULTS}/{{exp}}/runs/{{run}}/result.json",
+        directory(f"{RESULTS}/{{exp}}/runs"),
     params:
-        run_dir=run_dir,
-        config=run_config,
-        values=run_values,
-        stages=run_stages,
+        experiment=experiment_file,
     log:
-        f"{RESULTS}/{{exp}}/logs/run_result/{{run}}.log",
+        f"{RESULTS}/{{exp}}/logs/run_result.log",
     localrule: True
     shell:
-        "python -m asrsweep.run_result --experiment {wildcards.exp:q} --run {wildcards.run:q}"
-        " --run-dir {params.run_dir:q} --config-json {params.config} --values {params.values}"
-        " --stages {params.stages}"
+        "python -m asrsweep.run_result --experiment {params.experiment:q} --runs-dir {output:q}"
         " > {log:q} 2>&1"
 
 
 rule summarize_experiment:
     input:
-        results=experiment_results,
+        runs=f"{RESULTS}/{{exp}}/runs",
         matrix=f"{RESULTS}/{{exp}}/matrix.tsv",
     output:
         f"{RESULTS}/{{exp}}/summary.tsv",
-    params:
-        runs=f"{RESULTS}/{{exp}}/runs",
     log:
         f"{RESULTS}/{{exp}}/logs/summarize_experiment.log",
     localrule: True
     shell:
-        "python -m asrsweep.summarize --runs {params.runs:q} --out {output:q} > {log:q} 2>&1"
+        "python -m asrsweep.summarize --runs {input.runs:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule summarize_all:
@@ -67,6 +58,7 @@ rule summarize_all:
 rule report_experiment:
     input:
         summary=f"{RESULTS}/{{exp}}/summary.tsv",
+        runs=f"{RESULTS}/{{exp}}/runs",
     output:
         report(
             directory(f"{RESULTS}/{{exp}}/report"),
@@ -74,11 +66,9 @@ rule report_experiment:
             caption="../report/plots.rst",
             category="Plots",
         ),
-    params:
-        runs=f"{RESULTS}/{{exp}}/runs",
     log:
         f"{RESULTS}/{{exp}}/logs/report_experiment.log",
     localrule: True
     shell:
-        "python -m asrsweep.report --summary {input.summary:q} --runs {params.runs:q}"
+        "python -m asrsweep.report --summary {input.summary:q} --runs {input.runs:q}"
         " --outdir {output:q} > {log:q} 2>&1"
