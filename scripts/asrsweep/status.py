@@ -4,7 +4,8 @@
     python -m asrsweep.status --results results/demo [--workdir .] [--run RUN] [--json]
 
 With --experiment, the stages of every run come from the experiment file (runs not yet started
-included); without it, from each finished run's folder:
+included); without it, from the run folders, which one job writes once every run of the
+experiment has finished:
 
 `<results>/runs/<run>/stages.json` ({"stage": "path of its main output"}, written by the
 workflow; a value may also be {"output": path, "rule": rule name} to consider only that rule's
