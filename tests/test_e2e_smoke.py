@@ -72,3 +72,13 @@ def test_html_report_builds(smoke_results, tmp_path):
     proc = snakemake(*config, "--report", str(report))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert report.stat().st_size > 10_000
+
+
+def test_collect_reads_the_complete_summary(smoke_results, capsys, in_repo):
+    from asrsweep.cli import main as asrsweep
+
+    results, _ = smoke_results
+    asrsweep(["collect", "config/experiments/smoke.yaml", "--results", str(results)])
+    out = capsys.readouterr().out
+    assert out.startswith("WER % (test, settings selected on dev)")  # no "partial:" line
+    assert "order=2" in out and "order=3" in out

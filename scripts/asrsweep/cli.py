@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-from pathlib import Path
 
 from asrsweep.common import UserError, cli_main
 
@@ -20,25 +19,13 @@ COMMANDS = {
 }
 
 
-def results_dir(experiment: str, results: str = "results") -> Path:
-    """results/<experiment name> of an experiment file."""
-    from asrsweep.sweep import experiment_name
-
-    return Path(results) / experiment_name(Path(experiment))
-
-
 def translate(command: str, args: list[str]) -> list[str]:
     """Map `collect`/`status` on an experiment file to their modules' flags."""
     if command not in ("collect", "status") or not args or args[0].startswith("-"):
         return args
     experiment, rest = args[0], args[1:]
-    results = "results"
-    if "--results" in rest:
-        i = rest.index("--results")
-        results, rest = rest[i + 1], rest[:i] + rest[i + 2:]
-    if command == "collect":
-        return ["--summary", str(results_dir(experiment, results) / "summary.tsv"), *rest]
-    return ["--experiment", experiment, "--results", results, *rest]
+    default_results = [] if "--results" in rest else ["--results", "results"]
+    return ["--experiment", experiment, *default_results, *rest]
 
 
 def run(argv: list[str] | None) -> None:

@@ -1,20 +1,29 @@
-"""python -m asrsweep.collect --summary R/E/summary.tsv   (what `asrsweep collect E` runs)
+"""python -m asrsweep.collect --experiment E.yaml [--results results]   (`asrsweep collect E.yaml`)
+   python -m asrsweep.collect --summary R/E/summary.tsv
 
 Print the results of an experiment as aligned terminal tables: per run, the frozen test WER of
 greedy, n-gram beam and rescored decoding (each selected on dev), then the chosen settings per
 run (like wav2letter's collect), then the seed means when there are several seeds, and the best
 run by rescored dev WER (selection on dev, never on test).
+
+With --experiment, the experiment's summary.tsv is read when it covers every run; mid-sweep
+(or when some runs failed) the table is gathered from the runs whose results are on disk, and
+the first line says how many of how many that is. Nothing is written either way.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 from pathlib import Path
 
 import pandas as pd
 
 from asrsweep.common import UserError, cli_main
+from asrsweep.run_result import result_of
+from asrsweep.summarize import summarize_results
+from asrsweep.workflow import SweepIndex
 
 STAGES = ("greedy", "ngram_beam", "rescored")
 
@@ -72,18 +81,56 @@ def report(table: pd.DataFrame, varied: list[str]) -> str:
     return "\n".join(parts)
 
 
+def read_summary(path: Path) -> pd.DataFrame:
+    """A summary.tsv as text columns (empty, not NaN, where a value is missing)."""
+    return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+
+
+def gather_finished(index: SweepIndex, name: str) -> tuple[pd.DataFrame, str]:
+    """(summary table of the runs whose results are on disk, a line saying how many)."""
+    runs = [(run_id, index.run(exp, run_id)) for exp, run_id in index.run_dirs() if exp == name]
+    results = [(result_of(name, run_id, run.values, json.loads(index.stages_json(name, run_id))),
+                index.run_dirs()[(name, run_id)]) for run_id, run in runs if index.run_finished(name, run_id)]
+    if not results:
+        raise UserError(f"{name}: no run has finished yet; `asrsweep status` shows where each stands")
+    text = summarize_results(results).to_csv(sep="\t", index=False, na_rep="")
+    note = (f"partial: {len(results)} of {len(runs)} runs finished (summary.tsv is written when all "
+            f"have; `asrsweep status` shows the others)")
+    return read_summary(io.StringIO(text)), note
+
+
+def experiment_table(experiment: str, results: str) -> tuple[pd.DataFrame, str | None]:
+    """The experiment's summary.tsv when it covers every run, else the finished runs gathered."""
+    index = SweepIndex(experiment, results)
+    [name] = index.experiments
+    summary = Path(results) / name / "summary.tsv"
+    if summary.exists():
+        table = read_summary(summary)
+        wanted = {run_id for exp, run_id in index.run_dirs() if exp == name}
+        if set(table.loc[table["aggregate"] == "run", "run"]) == wanted:
+            return table, None
+    return gather_finished(index, name)
+
+
 def run(argv: list[str] | None = None) -> str:
-    """Read the summary and print the report."""
+    """Read the summary (or the finished runs) and print the report."""
     parser = argparse.ArgumentParser(prog="python -m asrsweep.collect", description=__doc__.splitlines()[0])
-    parser.add_argument("--summary", required=True, type=Path, help="an experiment's summary.tsv")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--experiment", help="an experiment file")
+    source.add_argument("--summary", type=Path, help="an experiment's summary.tsv")
+    parser.add_argument("--results", default="results", help="results folder (with --experiment)")
     args = parser.parse_args(argv)
-    if not args.summary.exists():
+    note = None
+    if args.experiment:
+        table, note = experiment_table(args.experiment, args.results)
+    elif args.summary.exists():
+        table = read_summary(args.summary)
+    else:
         raise UserError(f"{args.summary}: file not found; run the workflow (it writes the summary last)")
-    table = pd.read_csv(args.summary, sep="\t", dtype=str, keep_default_na=False)
     fixed = {"experiment", "run", "aggregate", "stage", "settings", "paths", "n"}
     first_metric = list(table.columns).index("dev_wer") if "dev_wer" in table.columns else len(table.columns)
     varied = [c for c in table.columns[:first_metric] if c not in fixed]
-    text = report(table, varied)
+    text = "\n".join([note, report(table, varied)] if note else [report(table, varied)])
     print(text, flush=True)
     return text
 

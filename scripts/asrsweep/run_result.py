@@ -115,13 +115,18 @@ def gather(stages: dict[str, str]) -> dict:
     }
 
 
+def result_of(experiment: str, run_id: str, values: dict, stages: dict[str, str]) -> dict:
+    """A run's result.json, less its commands: its varied values and its stages' leaf results."""
+    return {"experiment": experiment, "run": run_id, "values": values, **gather(stages)}
+
+
 def write_run(run_dir: Path, experiment: str, run_id: str, config: dict, values: dict,
               stages: dict[str, str], prov: dict) -> None:
     """Write config.yaml, stages.json, provenance.json, commands/ and result.json of one run."""
     write_text_atomic(run_dir / "config.yaml", dump_yaml(config))
     write_json_atomic(run_dir / "stages.json", stages)
     write_json_atomic(run_dir / "provenance.json", prov)
-    result = {"experiment": experiment, "run": run_id, "values": values, **gather(stages)}
+    result = result_of(experiment, run_id, values, stages)
     result["commands"] = copy_commands(stages, run_dir)
     write_json_atomic(run_dir / "result.json", result)
 

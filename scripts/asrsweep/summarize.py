@@ -109,10 +109,14 @@ def aggregate_seeds(runs: pd.DataFrame, varied: list[str]) -> pd.DataFrame:
 
 def summarize_runs(paths: list[Path]) -> pd.DataFrame:
     """The summary table (run rows, then seed_mean rows) of the runs under `paths`."""
+    return summarize_results([(read_json(path), path) for path in find_results(paths)])
+
+
+def summarize_results(results: list[tuple[dict, Path]]) -> pd.DataFrame:
+    """The summary table of (result.json content, where it comes from) pairs."""
     rows, varied = [], []
-    for path in find_results(paths):
-        result = read_json(path)
-        rows.extend(run_rows(result, path))
+    for result, where in results:
+        rows.extend(run_rows(result, where))
         varied.extend(k for k in result["values"] if k not in varied)
     runs = pd.DataFrame(rows)
     for metric in METRICS:

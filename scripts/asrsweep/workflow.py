@@ -81,6 +81,12 @@ class SweepIndex:
         return sorted({str(self.stage_dir(exp, stage, run.keys[stage]) / filename)
                        for run in self.experiments[exp].runs for stage, filename in RESULT_INPUTS})
 
+    def run_finished(self, exp: str, run_id: str) -> bool:
+        """True when every leaf file of the run exists (its result can be gathered)."""
+        run = self.run(exp, run_id)
+        return all((self.stage_dir(exp, stage, run.keys[stage]) / filename).exists()
+                   for stage, filename in RESULT_INPUTS)
+
     def stages_json(self, exp: str, run_id: str) -> str:
         """{stage: main output path} of a run, for `asrsweep status`."""
         run = self.run(exp, run_id)

@@ -1,0 +1,33 @@
+"""asrsweep collect: the summary when it covers every run, else the finished runs from disk."""
+
+from __future__ import annotations
+
+import pytest
+
+from asrsweep.cli import main as asrsweep
+from asrsweep.workflow import SweepIndex
+from test_run_result import EXPERIMENT, fake_stage_outputs
+
+
+def test_mid_sweep_collect_gathers_the_finished_runs(write_experiment, tmp_path, in_repo, capsys):
+    exp = write_experiment(EXPERIMENT, name="orders")
+    index = SweepIndex(str(exp), tmp_path / "r")
+    paths = fake_stage_outputs(index, "orders")
+    unfinished = index.run("orders", "order=3").keys["rescore"]
+    for path in paths:
+        if unfinished in str(path):
+            path.unlink()  # order=3 has not been rescored yet
+    asrsweep(["collect", str(exp), "--results", str(tmp_path / "r")])
+    out = capsys.readouterr().out
+    assert out.startswith("partial: 1 of 2 runs finished")
+    assert "order=2" in out and "order=3" not in out
+    assert not (tmp_path / "r" / "orders" / "summary.tsv").exists()  # collect writes nothing
+
+
+def test_nothing_finished_is_one_line(write_experiment, tmp_path, in_repo, capsys):
+    exp = write_experiment(EXPERIMENT, name="orders")
+    with pytest.raises(SystemExit) as stop:
+        asrsweep(["collect", str(exp), "--results", str(tmp_path / "r")])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: orders: no run has finished yet; `asrsweep status` shows where each stands")
