@@ -30,8 +30,6 @@ GPUS = config["gpus"]
 wildcard_constraints:
     exp="|".join(re.escape(name) for name in INDEX.experiments),
     key="[0-9a-f]{10}",
-    run="[A-Za-z0-9._=,+-]+",
-    split="dev|test",
 
 
 def signature_once(func):
@@ -168,5 +166,3 @@ def experiment_results(wildcards):
 def experiment_file(wildcards):
     """Params function: the experiment file as given on the command line."""
     return str(INDEX.experiments[wildcards.exp].path)
-
-
