@@ -33,7 +33,9 @@ def test_writes_every_run_folder(write_experiment, tmp_path, in_repo):
     index = SweepIndex(str(exp), tmp_path / "r")
     fake_stage_outputs(index, "orders")
     runs = tmp_path / "r" / "orders" / "runs"
+    (runs.parent / ".runs.new-killed").mkdir(parents=True)  # left by a job killed mid-way
     run_result(["--experiment", str(exp), "--runs-dir", str(runs)])
+    assert not list(runs.parent.glob(".runs*"))
     assert sorted(p.name for p in runs.iterdir() if p.is_dir()) == ["order=2", "order=3"]
     result = json.loads((runs / "order=3" / "result.json").read_text())
     assert result["values"] == {"ngram.order": 3} and result["beam"]["test"]["wer"] == 0.1

@@ -154,7 +154,9 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError(f"--runs-dir {target}: expected <results>/{'|'.join(index.experiments)}/runs "
                         f"for the experiment file {args.experiment}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    built = Path(tempfile.mkdtemp(dir=target.parent, prefix=".runs.new-"))
+    for leftover in target.parent.glob(f".{target.name}.*-*"):  # of a run_result job killed mid-way
+        shutil.rmtree(leftover, ignore_errors=True)
+    built = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.new-"))
     umask = os.umask(0)
     os.umask(umask)
     built.chmod(0o777 & ~umask)  # mkdtemp makes it private; the runs folder is not
