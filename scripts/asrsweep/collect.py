@@ -88,9 +88,9 @@ def read_summary(path: Path) -> pd.DataFrame:
 
 def gather_finished(index: SweepIndex, name: str) -> tuple[pd.DataFrame, str]:
     """(summary table of the runs whose results are on disk, a line saying how many)."""
-    runs = [(run_id, index.run(exp, run_id)) for exp, run_id in index.run_dirs() if exp == name]
-    results = [(result_of(name, run_id, run.values, json.loads(index.stages_json(name, run_id))),
-                index.run_dirs()[(name, run_id)]) for run_id, run in runs if index.run_finished(name, run_id)]
+    runs = index.experiments[name].runs
+    results = [(result_of(name, run.run_id, run.values, index.stages(name, run.run_id)),
+                index.run_dirs()[(name, run.run_id)]) for run in runs if index.run_finished(name, run.run_id)]
     if not results:
         raise UserError(f"{name}: no run has finished yet; `asrsweep status` shows where each stands")
     text = summarize_results(results).to_csv(sep="\t", index=False, na_rep="")
@@ -106,7 +106,7 @@ def experiment_table(experiment: str, results: str) -> tuple[pd.DataFrame, str |
     summary = Path(results) / name / "summary.tsv"
     if summary.exists():
         table = read_summary(summary)
-        wanted = {run_id for exp, run_id in index.run_dirs() if exp == name}
+        wanted = {run.run_id for run in index.experiments[name].runs}
         if set(table.loc[table["aggregate"] == "run", "run"]) == wanted:
             return table, None
     return gather_finished(index, name)

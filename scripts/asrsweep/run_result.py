@@ -16,7 +16,6 @@ previous one (or none) rather than a half-written one.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -164,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
         prov = provenance()
         for (exp, run_id), run_dir in index.run_dirs().items():
             run = index.run(exp, run_id)
-            stages = json.loads(index.stages_json(exp, run_id))
+            stages = index.stages(exp, run_id)
             write_run(built / run_dir.name, exp, run_id, run.config, run.values, stages, prov)
         record_command(built)
     except BaseException:

@@ -241,7 +241,7 @@ def stages_from_experiment(experiment: Path, results_root: Path) -> tuple[Path, 
 
     index = SweepIndex(str(experiment), str(results_root))
     (name,) = index.experiments
-    stages = {run_id: {stage: (path, None) for stage, path in json.loads(index.stages_json(exp, run_id)).items()}
+    stages = {run_id: {stage: (path, None) for stage, path in index.stages(exp, run_id).items()}
               for exp, run_id in index.run_dirs()}
     return results_root / name, stages
 

@@ -78,20 +78,21 @@ class SweepIndex:
 
     def result_inputs(self, exp: str) -> list[str]:
         """The leaf files that the run folders of `exp` gather (each listed once)."""
-        return sorted({str(self.stage_dir(exp, stage, run.keys[stage]) / filename)
-                       for run in self.experiments[exp].runs for stage, filename in RESULT_INPUTS})
+        return sorted({str(path) for run in self.experiments[exp].runs for path in self._result_files(exp, run)})
 
     def run_finished(self, exp: str, run_id: str) -> bool:
         """True when every leaf file of the run exists (its result can be gathered)."""
-        run = self.run(exp, run_id)
-        return all((self.stage_dir(exp, stage, run.keys[stage]) / filename).exists()
-                   for stage, filename in RESULT_INPUTS)
+        return all(path.exists() for path in self._result_files(exp, self.run(exp, run_id)))
 
-    def stages_json(self, exp: str, run_id: str) -> str:
-        """{stage: main output path} of a run, for `asrsweep status`."""
+    def _result_files(self, exp: str, run: Run) -> list[Path]:
+        """The RESULT_INPUTS files of one run."""
+        return [self.stage_dir(exp, stage, run.keys[stage]) / filename for stage, filename in RESULT_INPUTS]
+
+    def stages(self, exp: str, run_id: str) -> dict[str, str]:
+        """{stage: main output path} of a run (sorted by stage), for `asrsweep status`."""
         run = self.run(exp, run_id)
-        return json.dumps({stage: str(self.stage_dir(exp, stage, run.keys[stage]) / out)
-                           for stage, out in STAGE_OUTPUTS.items()}, sort_keys=True)
+        return {stage: str(self.stage_dir(exp, stage, run.keys[stage]) / STAGE_OUTPUTS[stage])
+                for stage in sorted(STAGE_OUTPUTS)}
 
 
 def config_changes(old: dict, new: dict) -> list[str]:
