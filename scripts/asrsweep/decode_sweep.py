@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from asrsweep.common import UserError, atomic_write, cli_main, load_section, record_command
-from asrsweep.decoder import KNOBS, Decoder, Setting, greedy, make_setting, read_tokens
+from asrsweep.decoder import KNOBS, Decoder, Setting, greedy, make_setting
 from asrsweep.scoring import score
 
 COLUMNS = ["setting", "decoder", *KNOBS, "split", "wer", "cer", "words", "substitutions",

@@ -71,7 +71,7 @@ def grid_axes(cfg: RescoreConfig, first_pass: dict | None, where: str) -> list[n
     if first_pass is not None:
         setting = first_pass.get("setting", {})
         if "lm_weight" not in setting or "word_score" not in setting:
-            raise UserError(f"--first-pass: 'setting' lacks lm_weight/word_score; pass decode's best_on_dev.json")
+            raise UserError("--first-pass: 'setting' lacks lm_weight/word_score; pass decode's best_on_dev.json")
         axes[0].append(float(setting["lm_weight"]))
         axes[2].append(float(setting["word_score"]))
     return [np.unique(np.asarray(a, dtype=np.float64)) for a in axes]
