@@ -1,14 +1,14 @@
 """python bench/decode_sweep.py [--utts 150] [--lm-sentences 20000] [--threads 2] [--beam 50] [--order 4]
 
 Decode-sweep throughput on a synthetic but demo-sized problem: grammar sentences, a 256-piece
-sentencepiece vocabulary, a 4-gram from asrsweep.kneser_ney, peaky CTC emissions (≈ 25 frames/s,
+sentencepiece vocabulary, a 4-gram from asrsweep.decoding.kneser_ney, peaky CTC emissions (≈ 25 frames/s,
 random confusions) for the dev utterances, and the recommended 6 × 4 grid (lm_weight × word_score).
 Prints, side by side from one run:
-  1. decode_sweep's machinery (asrsweep.decode_sweep.run_settings, 1 process) vs calling the
+  1. decode_sweep's machinery (asrsweep.decoding.decode_sweep.run_settings, 1 process) vs calling the
      decoder directly in a plain loop: the overhead ratio (goal: within 15 %);
   2. the same sweep with --threads workers (forked, sharing LM and trie);
   3. one-pass sweep vs a per-setting decode job that re-runs the acoustic model and reloads
-     the LM for every setting (model forward timed with asrsweep.model, Conformer defaults).
+     the LM for every setting (model forward timed with asrsweep.acoustic.model, Conformer defaults).
 """
 
 from __future__ import annotations
@@ -24,18 +24,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from asrsweep.decode_sweep import DecodeConfig, DecodeSweepSpec, run_settings, sweep_settings  # noqa: E402
-from asrsweep.decoder import Decoder  # noqa: E402
-from asrsweep.kneser_ney import estimate, write_arpa  # noqa: E402
-from asrsweep.make_lexicon import arpa_unigrams, build_lexicon  # noqa: E402
+from asrsweep.decoding.decode_sweep import DecodeConfig, DecodeSweepSpec, run_settings, sweep_settings  # noqa: E402
+from asrsweep.decoding.decoder import Decoder  # noqa: E402
+from asrsweep.decoding.kneser_ney import estimate, write_arpa  # noqa: E402
+from asrsweep.decoding.make_lexicon import arpa_unigrams, build_lexicon  # noqa: E402
 
 
 def build_world(workdir: Path, n_lm: int, n_utts: int, order: int):
     """Tokenizer, LM, lexicon and dev texts in `workdir`; returns (Tokens, paths, dev texts)."""
     import sentencepiece as spm
 
-    from asrsweep import grammar
-    from asrsweep.tokens import Tokens
+    from asrsweep.data import grammar
+    from asrsweep.core.tokens import Tokens
 
     dev = grammar.unique_sentences(7, n_utts)
     lm_text = [s for s in grammar.sentences(1, n_lm) if s not in set(dev)]
@@ -83,10 +83,10 @@ def direct_loop(decoder: Decoder, settings, logprobs) -> float:
 
 
 def forward_seconds(n_utts: int, frames: list[int]) -> float:
-    """Seconds for one acoustic-model pass over the dev set (asrsweep.model, default Conformer)."""
+    """Seconds for one acoustic-model pass over the dev set (asrsweep.acoustic.model, default Conformer)."""
     import torch
 
-    from asrsweep.model import build_model
+    from asrsweep.acoustic.model import build_model
 
     torch.manual_seed(0)
     model = build_model({"n_mels": 80, "vocab_size": 257}).eval()

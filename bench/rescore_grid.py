@@ -1,6 +1,6 @@
 """python bench/rescore_grid.py [--utts 1000] [--hyps 100] [--jiwer-points 20] [--seed 0]
 
-Time the vectorised rescoring grid (asrsweep.fastwer) against recomputing WER with jiwer at
+Time the vectorised rescoring grid (asrsweep.rescoring.fastwer) against recomputing WER with jiwer at
 every grid point, side by side on one synthetic n-best set: 22 x 22 x 21 = 10,164 weight points
 over U utterances x H hypotheses. The jiwer baseline (choose hypotheses, then jiwer.wer) is
 timed on --jiwer-points random points and EXTRAPOLATED linearly to the full grid; the error
@@ -15,7 +15,7 @@ import time
 import jiwer
 import numpy as np
 
-from asrsweep import fastwer
+from asrsweep.rescoring import fastwer
 
 VOCAB = [f"w{i}" for i in range(200)]
 

@@ -1,6 +1,6 @@
 """python bench/train_overhead.py [--features DIR --tokenizer DIR] [--config stage.json] [--steps 20] [--rounds 3] [--threads 2]
 
-Overhead of asrsweep.train's loop (batching, padding, SpecAugment, per-step seeding, NaN checks,
+Overhead of asrsweep.acoustic.train's loop (batching, padding, SpecAugment, per-step seeding, NaN checks,
 logging, checkpoint cadence) over a bare forward/backward/step loop on the same batches.
 The two alternate in rounds of --steps steps in one process (fair under a noisy, shared CPU);
 dev evaluation is real model work, not overhead: it is timed separately. Without --features it
@@ -21,9 +21,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from asrsweep.batching import epoch_batches, pad_batch, pad_targets  # noqa: E402
-from asrsweep.model import ModelConfig, build_model  # noqa: E402
-from asrsweep.train import Trainer, TrainConfig  # noqa: E402
+from asrsweep.acoustic.batching import epoch_batches, pad_batch, pad_targets  # noqa: E402
+from asrsweep.acoustic.model import ModelConfig, build_model  # noqa: E402
+from asrsweep.acoustic.train import Trainer, TrainConfig  # noqa: E402
 
 DEFAULT = {"seed": 1, "model": {}, "train": {"checkpoint_every": 10}}
 

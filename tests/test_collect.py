@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from asrsweep.cli import main as asrsweep
-from asrsweep.workflow import SweepIndex
+from asrsweep.experiment.workflow import SweepIndex
 from test_run_result import EXPERIMENT, fake_stage_outputs
 
 

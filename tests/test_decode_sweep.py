@@ -8,10 +8,10 @@ import json
 import pytest
 import torch
 
-from asrsweep.common import UserError
-from asrsweep.decode_sweep import DecodeConfig, DecodeSweepSpec, main as decode_sweep, sweep_settings
-from asrsweep.decode_frozen import main as decode_frozen
-from asrsweep.merge_sweep import main as merge_sweep
+from asrsweep.core.common import UserError
+from asrsweep.decoding.decode_sweep import DecodeConfig, DecodeSweepSpec, main as decode_sweep, sweep_settings
+from asrsweep.decoding.decode_frozen import main as decode_frozen
+from asrsweep.decoding.merge_sweep import main as merge_sweep
 from test_decoder import CAP, DOG_OR_CAT, TOKENS, frames, utterance, write_world
 
 CLEAN_DOG = utterance([{"\u2581dog": 0.9}])
@@ -112,7 +112,7 @@ def test_sweep_never_reads_test(world):
 
 def test_num_shards_must_match_config(world):
     cfg = config(world["tmp"], 2)
-    from asrsweep.common import cli_main
+    from asrsweep.core.common import cli_main
     with pytest.raises(SystemExit):
         cli_main(decode_sweep, common_flags(world, cfg) + ["--shard", "0", "--num-shards", "3",
                                                           "--out", str(world["tmp"] / "x/0-of-3.tsv")])

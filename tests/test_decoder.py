@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asrsweep.decoder import Decoder, Setting, greedy, make_setting
-from asrsweep.kneser_ney import estimate, write_arpa
-from asrsweep.make_lexicon import arpa_unigrams, build_lexicon
-from asrsweep.scoring import score
-from asrsweep.common import UserError
+from asrsweep.decoding.decoder import Decoder, Setting, greedy, make_setting
+from asrsweep.decoding.kneser_ney import estimate, write_arpa
+from asrsweep.decoding.make_lexicon import arpa_unigrams, build_lexicon
+from asrsweep.decoding.scoring import score
+from asrsweep.core.common import UserError
 
 TOKENS = ["<blank>", "<unk>", "\u2581the", "\u2581ca", "t", "p", "\u2581sat", "\u2581dog", "\u2581cat"]
 LEXICON = {"the": ["\u2581the"], "cat": ["\u2581ca", "t"], "sat": ["\u2581sat"], "dog": ["\u2581dog"]}

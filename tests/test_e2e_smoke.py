@@ -54,7 +54,7 @@ def test_run_folders_keep_config_provenance_and_commands(smoke_results):
     commands = {p.stem for p in (run_dir / "commands").glob("*.sh")}
     assert {"train", "decode", "decode.shards.0-of-1", "nbest", "rescore", "data", "tokenizer"} <= commands
     train_cmd = (run_dir / "commands" / "train.sh").read_text()
-    assert "python -m asrsweep.train --config" in train_cmd
+    assert "python -m asrsweep.acoustic.train --config" in train_cmd
     assert (results / "smoke" / "matrix.tsv").read_text().startswith("run\tngram.order\n")
 
 

@@ -1,4 +1,4 @@
-"""Tests for asrsweep.emissions: shapes, order, float16 log-softmax rows."""
+"""Tests for asrsweep.acoustic.emissions: shapes, order, float16 log-softmax rows."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def test_emissions_shapes_and_log_softmax(tmp_path):
     run = tmp_path / "run"
     assert run_cli(train_argv(corpus, write_config(tmp_path / "c.json", max_steps=2), run)).returncode == 0
     out = tmp_path / "emissions"
-    result = subprocess.run([sys.executable, "-m", "asrsweep.emissions", "--model", str(run / "out" / "model.pt"),
+    result = subprocess.run([sys.executable, "-m", "asrsweep.acoustic.emissions", "--model", str(run / "out" / "model.pt"),
                              "--features", str(corpus["features"]), "--outdir", str(out), "--threads", "1",
                              "--batch-frames", "200"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -32,7 +32,7 @@ def test_emissions_shapes_and_log_softmax(tmp_path):
 
 
 def test_missing_model_is_a_user_error(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "asrsweep.emissions", "--model", str(tmp_path / "no.pt"),
+    result = subprocess.run([sys.executable, "-m", "asrsweep.acoustic.emissions", "--model", str(tmp_path / "no.pt"),
                              "--features", str(tmp_path), "--outdir", str(tmp_path / "o")],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "file not found" in result.stderr

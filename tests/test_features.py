@@ -1,4 +1,4 @@
-"""Tests for asrsweep.compute_features: filterbank, frame count, train-only normalisation."""
+"""Tests for asrsweep.data.compute_features: filterbank, frame count, train-only normalisation."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import soundfile
 import torch
 
-from asrsweep import compute_features as cf
-from asrsweep.audio import manifest_text
+from asrsweep.data import compute_features as cf
+from asrsweep.data.audio import manifest_text
 
 
 def test_mel_filterbank_shape_and_coverage():

@@ -40,14 +40,15 @@ def test_bf16_compiled_training_runs_and_improves(corpus, tmp_path):
 def test_ddp_with_one_gpu_through_torchrun(corpus, tmp_path):
     config = write_config(tmp_path / "c.json", max_steps=6)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1",
-           "-m", "asrsweep.train", *train_argv(corpus, config, tmp_path / "run")]
+           "-m", "asrsweep.acoustic.train", *train_argv(corpus, config, tmp_path / "run")]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((tmp_path / "run" / "out" / "train.json").read_text())["steps"] == 6
 
 
 def test_lm_scores_on_gpu_equal_cpu_scores(tmp_path):
-    from asrsweep import score_lm, train_lm
+    from asrsweep.rescoring import score_lm
+    from asrsweep.rescoring import train_lm
 
     config, text = setup_files(tmp_path, max_steps=3)
     train_lm.main(lm_argv(config, text, tmp_path / "lm", tmp_path / "ck"))

@@ -1,4 +1,4 @@
-"""Tests for asrsweep.grammar: determinism, vocabulary size, sentence shape."""
+"""Tests for asrsweep.data.grammar: determinism, vocabulary size, sentence shape."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from asrsweep import grammar
+from asrsweep.data import grammar
 
 
 def test_same_seed_same_sentences_other_seed_differs():

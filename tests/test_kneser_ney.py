@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from asrsweep.kneser_ney import FALLBACK_DISCOUNTS, discounts_for, estimate, read_arpa, write_arpa
-from asrsweep.train_ngram import main as train_ngram
+from asrsweep.decoding.kneser_ney import FALLBACK_DISCOUNTS, discounts_for, estimate, read_arpa, write_arpa
+from asrsweep.decoding.train_ngram import main as train_ngram
 
 CACHED_LMPLZ = Path.home() / ".cache/asrsweep/kenlm-bin/bin/lmplz"
 
@@ -125,7 +125,7 @@ def test_cli_builtin_and_missing_lmplz(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "ng" / "command.sh").is_file()
     config.write_text(json.dumps({"ngram": {"order": 2, "estimator": "lmplz"}}))
     monkeypatch.setenv("ASRSWEEP_LMPLZ", str(tmp_path / "missing-lmplz"))
-    from asrsweep.common import cli_main
+    from asrsweep.core.common import cli_main
     with pytest.raises(SystemExit) as err:
         cli_main(train_ngram, ["--config", str(config), "--text", str(text), "--outdir", str(tmp_path / "ng2")])
     assert err.value.code == 2 and "lmplz" in capsys.readouterr().err

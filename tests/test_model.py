@@ -1,11 +1,11 @@
-"""Tests for asrsweep.model: output shapes, padding invariance, save/load."""
+"""Tests for asrsweep.acoustic.model: output shapes, padding invariance, save/load."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from asrsweep.model import ModelConfig, build_model, count_params, load_model, subsampled_lengths
+from asrsweep.acoustic.model import ModelConfig, build_model, count_params, load_model, subsampled_lengths
 
 torch.set_num_threads(1)
 
@@ -44,7 +44,7 @@ def test_save_and_load_roundtrip(tmp_path):
 
 
 def test_bad_config_and_file_are_user_errors(tmp_path):
-    from asrsweep.common import UserError
+    from asrsweep.core.common import UserError
 
     with pytest.raises(UserError, match="divisible"):
         ModelConfig(dim=10, heads=3)

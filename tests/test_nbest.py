@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
-from asrsweep.decode_frozen import NBEST_COLUMNS as COLUMNS, main as decode_frozen
+from asrsweep.decoding.decode_frozen import NBEST_COLUMNS as COLUMNS, main as decode_frozen
 from test_decode_sweep import common_flags, config, run_sweep, world  # noqa: F401  (fixture)
 
 

@@ -1,4 +1,4 @@
-"""Tests for asrsweep.prepare_corpus and asrsweep.audio: sources, skips, splits, resampling."""
+"""Tests for asrsweep.data.prepare_corpus and asrsweep.data.audio: sources, skips, splits, resampling."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pandas
 import pytest
 import soundfile
 
-from asrsweep import prepare_corpus as pc
-from asrsweep.audio import DataConfig, NormalizeConfig, normalize_text, read_manifest, resample
-from asrsweep.common import UserError
+from asrsweep.data import prepare_corpus as pc
+from asrsweep.data.audio import DataConfig, NormalizeConfig, normalize_text, read_manifest, resample
+from asrsweep.core.common import UserError
 from conftest import SHARED_DATA
 
 

@@ -1,4 +1,4 @@
-"""Tests for asrsweep.prepare_demo (+ synth): bit-exact output, held-out speakers and sentences."""
+"""Tests for asrsweep.data.prepare_demo (+ synth): bit-exact output, held-out speakers and sentences."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import pytest
 import soundfile
 
-from asrsweep import prepare_demo
-from asrsweep.audio import read_manifest
+from asrsweep.data import prepare_demo
+from asrsweep.data.audio import read_manifest
 
 TINY = {
     "train_utts": 12, "dev_utts": 4, "test_utts": 4, "lm_sentences": 40, "seed": 3,

@@ -1,10 +1,12 @@
-"""Tests for asrsweep.report: PNGs and summary.html from a fabricated tiny results tree."""
+"""Tests for asrsweep.results.report: PNGs and summary.html from a fabricated tiny results tree."""
 
 from __future__ import annotations
 
 import json
 
-from asrsweep import report, summarize
+from asrsweep.results import report
+
+from asrsweep.results import summarize
 
 
 def fabricate(root) -> None:

@@ -1,4 +1,4 @@
-"""Tests for asrsweep.fastwer and asrsweep.rescore: the vectorised grid equals jiwer."""
+"""Tests for asrsweep.rescoring.fastwer and asrsweep.rescoring.rescore: the vectorised grid equals jiwer."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from asrsweep import fastwer, rescore
+from asrsweep.rescoring import fastwer
+
+from asrsweep.rescoring import rescore
 
 WORDS = "a b c d e f".split()
 

@@ -1,4 +1,4 @@
-"""Exact resume of asrsweep.train on CPU: SIGKILL / SIGTERM mid-run + restart == one straight run."""
+"""Exact resume of asrsweep.acoustic.train on CPU: SIGKILL / SIGTERM mid-run + restart == one straight run."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def straight(tmp_path_factory):
 
 def start_and_signal(argv: list[str], ckpt: Path, sig: int) -> int:
     """Start training, send `sig` as soon as `ckpt` exists, return the exit status."""
-    proc = subprocess.Popen([sys.executable, "-m", "asrsweep.train", *argv],
+    proc = subprocess.Popen([sys.executable, "-m", "asrsweep.acoustic.train", *argv],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
@@ -94,7 +94,7 @@ def test_corrupt_newest_checkpoint_is_skipped_with_warning(straight):
 def test_checkpoint_folder_lock_is_exclusive(tmp_path):
     import fcntl
 
-    from asrsweep.checkpoint import exclusive
+    from asrsweep.core.checkpoint import exclusive
 
     with exclusive(tmp_path / "ck"):
         with open(tmp_path / "ck" / ".lock", "w") as other:

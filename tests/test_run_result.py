@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from asrsweep.common import cli_main
-from asrsweep.run_result import main as run_result
-from asrsweep.workflow import SweepIndex
+from asrsweep.core.common import cli_main
+from asrsweep.results.run_result import main as run_result
+from asrsweep.experiment.workflow import SweepIndex
 
 EXPERIMENT = """\
 variables:

@@ -96,7 +96,7 @@ def test_toy_jobs_all_go_through_sbatch(slurm_cluster, tmp_path):
 
 
 class Training:
-    """A real asrsweep.train run sized to need ≈ TRAIN_SECONDS here, and its uninterrupted run."""
+    """A real asrsweep.acoustic.train run sized to need ≈ TRAIN_SECONDS here, and its uninterrupted run."""
 
     def __init__(self, root: Path, steps: int, straight: subprocess.Popen):
         self.root, self.steps, self._straight = root, steps, straight
@@ -142,7 +142,7 @@ def training(slurm_cluster, tmp_path_factory) -> Training:
     config = write_config(root / "config.json", model=LONG_MODEL, max_steps=steps, eval_every=steps // 10,
                           checkpoint_every=steps // 10, keep_checkpoints=2, batch_frames=LONG_BATCH_FRAMES)
     with open(root / "straight.log", "w") as log:
-        argv = [sys.executable, "-m", "asrsweep.train", *train_argv(corpus, config, root / "straight")]
+        argv = [sys.executable, "-m", "asrsweep.acoustic.train", *train_argv(corpus, config, root / "straight")]
         straight = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     yield Training(root, steps, straight)
     if straight.poll() is None:
@@ -165,7 +165,7 @@ def test_time_limit_checkpoint_and_resubmission(training, tmp_path):
     """B: a real training with a 1-minute limit that needs more: killed, checkpoints on SIGTERM,
     resubmitted, resumes, and ends with the same model as an uninterrupted run.
 
-    Also checks `asrsweep.status` against the live job (comment format of the plugin).
+    Also checks `asrsweep.results.status` against the live job (comment format of the plugin).
     """
     stages = tmp_path / "results" / "runs" / "r1" / "stages.json"
     stages.parent.mkdir(parents=True)
@@ -265,8 +265,8 @@ def watch_lock(lock: Path, proc: subprocess.Popen) -> tuple[int, bool]:
 
 
 def wait_for_status(workdir: Path, proc: subprocess.Popen) -> str:
-    """Poll `python -m asrsweep.status` until it reports the train stage running; its detail."""
-    cmd = [str(VENV_BIN / "python"), "-m", "asrsweep.status", "--results", "results", "--json"]
+    """Poll `python -m asrsweep.results.status` until it reports the train stage running; its detail."""
+    cmd = [str(VENV_BIN / "python"), "-m", "asrsweep.results.status", "--results", "results", "--json"]
     for _ in range(60):
         if proc.poll() is not None:
             break

@@ -1,4 +1,4 @@
-"""Tests for asrsweep.status on fabricated results folders (no SLURM needed)."""
+"""Tests for asrsweep.results.status on fabricated results folders (no SLURM needed)."""
 
 import base64
 import json
@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from asrsweep import status
-from asrsweep.common import UserError
+from asrsweep.results import status
+from asrsweep.core.common import UserError
 
 
 def make_experiment(tmp_path):
@@ -147,7 +147,7 @@ def test_cli_with_fake_squeue(tmp_path):
     fake.write_text("#!/bin/sh\necho '7|RUNNING|0:05|rule_compute_emissions_wildcards_demo_k2'\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     env = dict(os.environ, PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}")
-    cmd = [sys.executable, "-m", "asrsweep.status", "--results", str(results), "--json"]
+    cmd = [sys.executable, "-m", "asrsweep.results.status", "--results", str(results), "--json"]
     out = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, check=True).stdout
     records = {(r["run"], r["stage"]): r for r in json.loads(out)}
     assert records[("lr_b", "emissions")]["detail"] == "job 7 RUNNING 0:05 (compute_emissions)"
@@ -158,7 +158,7 @@ def test_cli_with_fake_squeue(tmp_path):
 
 
 def test_experiment_mode_lists_runs_that_have_not_finished(tmp_path, write_experiment, in_repo):
-    from asrsweep.status import collect, stages_from_experiment
+    from asrsweep.results.status import collect, stages_from_experiment
 
     exp = write_experiment("variables: {ngram.order: [3, 4]}\n", "st")
     results, runs = stages_from_experiment(exp, tmp_path / "r")

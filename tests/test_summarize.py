@@ -1,4 +1,4 @@
-"""Tests for asrsweep.summarize (and asrsweep.collect, which reads its output)."""
+"""Tests for asrsweep.results.summarize (and asrsweep.results.collect, which reads its output)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from asrsweep import collect, summarize
+from asrsweep.results import collect
+
+from asrsweep.results import summarize
 
 
 def fake_result(run: str, seed: int, lm_weight: float, wer: float) -> dict:

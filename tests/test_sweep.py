@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asrsweep.sweep import (deep_merge, flatten, load_experiment, make_run_id, stage_config,
+from asrsweep.experiment.sweep import (deep_merge, flatten, load_experiment, make_run_id, stage_config,
                             undot)
 
 

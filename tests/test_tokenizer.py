@@ -1,4 +1,4 @@
-"""Tests for asrsweep.train_tokenizer and asrsweep.tokens."""
+"""Tests for asrsweep.data.train_tokenizer and asrsweep.core.tokens."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from asrsweep.tokens import Tokens, ctc_collapse
-from asrsweep.train_tokenizer import main
+from asrsweep.core.tokens import Tokens, ctc_collapse
+from asrsweep.data.train_tokenizer import main
 
 WORDS = "the cat sat on a mat dog ran far away into green fields under blue skies".split()
 

@@ -1,4 +1,4 @@
-"""Tests for asrsweep.train: a tiny CPU training end to end, fork, continue, errors, NaN stop."""
+"""Tests for asrsweep.acoustic.train: a tiny CPU training end to end, fork, continue, errors, NaN stop."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def fake_corpus(root: Path, n_train: int = 24, n_dev: int = 6, n_mels: int = 8, 
     (data / "train.tsv").write_text("\n".join(rows) + "\n")
     tok_cfg = root / "tok_config.json"
     tok_cfg.write_text(json.dumps({"tokenizer": {"type": "char", "vocab_size": 30}}))
-    from asrsweep.train_tokenizer import main as train_tokenizer
+    from asrsweep.data.train_tokenizer import main as train_tokenizer
 
     train_tokenizer(["--config", str(tok_cfg), "--data", str(data), "--outdir", str(root / "tokenizer")])
     return {"features": feats_dir, "tokenizer": root / "tokenizer", "data": data}
@@ -57,8 +57,8 @@ def train_argv(corpus: dict, config: Path, run: Path) -> list[str]:
 
 
 def run_cli(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
-    """Run `python -m asrsweep.train` in a fresh process (real exits, signals, stderr)."""
-    return subprocess.run([sys.executable, "-m", "asrsweep.train", *argv], capture_output=True, text=True,
+    """Run `python -m asrsweep.acoustic.train` in a fresh process (real exits, signals, stderr)."""
+    return subprocess.run([sys.executable, "-m", "asrsweep.acoustic.train", *argv], capture_output=True, text=True,
                           **kwargs)
 
 
@@ -90,7 +90,7 @@ def finished(corpus, tmp_path_factory):
 
 
 def test_outputs_follow_the_spec(finished):
-    from asrsweep.model import load_model
+    from asrsweep.acoustic.model import load_model
 
     root, _ = finished
     out = root / "out"
@@ -102,7 +102,7 @@ def test_outputs_follow_the_spec(finished):
     assert info["steps"] == 6 and info["config"]["train"]["max_steps"] == 6
     model, tokens = load_model(out / "model.pt")
     assert tokens[0] == "<blank>" and model.args["vocab_size"] == len(tokens)
-    assert (out / "command.sh").read_text().count("asrsweep.train") == 1
+    assert (out / "command.sh").read_text().count("asrsweep.acoustic.train") == 1
     assert sorted(p.name for p in (root / "ckpt").glob("ckpt-*.pt")) == ["ckpt-4.pt", "ckpt-6.pt"]
 
 
@@ -133,8 +133,8 @@ def test_checkpoint_of_another_architecture_is_refused(finished, corpus, tmp_pat
 
 
 def test_init_from_forks_weights_with_fresh_optimizer(finished, corpus, tmp_path):
-    from asrsweep.train import Trainer, TrainConfig
-    from asrsweep.model import ModelConfig
+    from asrsweep.acoustic.train import Trainer, TrainConfig
+    from asrsweep.acoustic.model import ModelConfig
     import argparse
 
     root, _ = finished
@@ -172,7 +172,7 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(corpus, tmp_path):
 
 
 def test_lr_schedule_warms_up_then_decays_to_zero():
-    from asrsweep.train import TrainConfig, lr_factor
+    from asrsweep.acoustic.train import TrainConfig, lr_factor
 
     cfg = TrainConfig(max_steps=10, warmup_steps=2)
     factors = [lr_factor(s, cfg) for s in range(11)]

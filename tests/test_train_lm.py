@@ -1,4 +1,4 @@
-"""Tests for asrsweep.train_lm (tiny run, kill + resume = straight run) and asrsweep.score_lm."""
+"""Tests for asrsweep.rescoring.train_lm (tiny run, kill + resume = straight run) and asrsweep.rescoring.score_lm."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import signal
 import pytest
 import torch
 
-from asrsweep import score_lm, train_lm
+from asrsweep.rescoring import score_lm
+
+from asrsweep.rescoring import train_lm
 
 SENTENCES = [f"the {a} {b} sat on the {c}" for a in ("red", "big", "old") for b in ("cat", "dog") for c in ("mat", "rug", "bed")]
 TINY = {"n_layer": 1, "n_head": 2, "n_embd": 16, "n_positions": 16, "vocab_size": 60, "max_steps": 6,

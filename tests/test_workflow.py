@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from asrsweep.common import UserError
-from asrsweep.configio import dump_yaml, load_yaml
-from asrsweep.workflow import SweepIndex, guard
+from asrsweep.core.common import UserError
+from asrsweep.experiment.configio import dump_yaml, load_yaml
+from asrsweep.experiment.workflow import SweepIndex, guard
 from conftest import ROOT
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))

@@ -1,6 +1,6 @@
 """The `asrsweep` command: `asrsweep plan|explain|collect|status <experiment.yaml>`.
 
-Each subcommand is a module of its own (`python -m asrsweep.plan` is the same as
+Each subcommand is a module of its own (`python -m asrsweep.experiment.plan` is the same as
 `asrsweep plan`); this file only dispatches.
 """
 
@@ -9,13 +9,19 @@ from __future__ import annotations
 import importlib
 import sys
 
-from asrsweep.common import UserError, cli_main
+from asrsweep.core.common import UserError, cli_main
 
 COMMANDS = {
     "plan": "preview runs and jobs per stage; writes nothing",
     "explain": "every setting with its value, default and description",
     "collect": "print the best settings and WERs of an experiment's runs",
     "status": "per run: which stages are done, running, failed or pending",
+}
+MODULES = {
+    "plan": "asrsweep.experiment.plan",
+    "explain": "asrsweep.experiment.explain",
+    "collect": "asrsweep.results.collect",
+    "status": "asrsweep.results.status",
 }
 
 
@@ -36,7 +42,7 @@ def run(argv: list[str] | None) -> None:
         if argv and argv[0] not in ("-h", "--help"):
             raise UserError(f"unknown command '{argv[0]}'; use one of {', '.join(COMMANDS)}")
         return
-    module = importlib.import_module(f"asrsweep.{argv[0]}")
+    module = importlib.import_module(MODULES[argv[0]])
     module.main(translate(argv[0], argv[1:]))
 
 

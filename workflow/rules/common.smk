@@ -7,9 +7,9 @@ import sys
 
 from snakemake.utils import validate
 
-from asrsweep.common import UserError
-from asrsweep.validate import schema_path, validate_workflow_config
-from asrsweep.workflow import STAGE_OUTPUTS, SweepIndex, environment_first_on_path, guard
+from asrsweep.core.common import UserError
+from asrsweep.experiment.validate import schema_path, validate_workflow_config
+from asrsweep.experiment.workflow import STAGE_OUTPUTS, SweepIndex, environment_first_on_path, guard
 
 try:
     validate_workflow_config(config)  # one readable line for a bad key or value
@@ -92,7 +92,7 @@ def write_config(stage):
     def _command(wildcards):
         folder = INDEX.stage_dir(wildcards.exp, stage, wildcards.key)
         text = INDEX.stage_config_json(wildcards.exp, stage, wildcards.key)
-        return f"python -m asrsweep.write_config --json {shlex.quote(text)} --out {folder}/config.json"
+        return f"python -m asrsweep.experiment.write_config --json {shlex.quote(text)} --out {folder}/config.json"
 
     _command.__name__ = f"write_{stage}_config"
     return signature_once(_command)

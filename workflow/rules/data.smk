@@ -22,7 +22,7 @@ rule prepare_data:
         mem_mb=mem_by_attempt(4000),
         runtime=60,
     shell:
-        "({params.write_config} && python -m asrsweep.{params.step}"
+        "({params.write_config} && python -m asrsweep.data.{params.step}"
         " --config {params.outdir}/config.json --outdir {params.outdir}) > {log} 2>&1"
 
 
@@ -44,7 +44,7 @@ rule compute_features:
         mem_mb=mem_by_attempt(4000),
         runtime=60,
     shell:
-        "({params.write_config} && python -m asrsweep.compute_features"
+        "({params.write_config} && python -m asrsweep.data.compute_features"
         " --config {params.outdir}/config.json --data {params.data} --outdir {params.outdir}"
         " --threads {threads}) > {log} 2>&1"
 
@@ -65,6 +65,6 @@ rule train_tokenizer:
         mem_mb=mem_by_attempt(2000),
         runtime=30,
     shell:
-        "({params.write_config} && python -m asrsweep.train_tokenizer"
+        "({params.write_config} && python -m asrsweep.data.train_tokenizer"
         " --config {params.outdir}/config.json --data {params.data} --outdir {params.outdir})"
         " > {log} 2>&1"

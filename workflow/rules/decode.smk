@@ -17,7 +17,7 @@ rule train_ngram:
         mem_mb=mem_by_attempt(4000),
         runtime=60,
     shell:
-        "({params.write_config} && python -m asrsweep.train_ngram"
+        "({params.write_config} && python -m asrsweep.decoding.train_ngram"
         " --config {params.outdir}/config.json --text {input} --outdir {params.outdir})"
         " > {log} 2>&1"
 
@@ -34,7 +34,7 @@ rule make_lexicon:
     log:
         log_path("make_lexicon"),
     shell:
-        "python -m asrsweep.make_lexicon --tokenizer {params.tokenizer} --arpa {input.arpa}"
+        "python -m asrsweep.decoding.make_lexicon --tokenizer {params.tokenizer} --arpa {input.arpa}"
         " --outdir {params.outdir} > {log} 2>&1"
 
 
@@ -56,7 +56,7 @@ rule decode_sweep:
         mem_mb=mem_by_attempt(4000),
         runtime=120,
     shell:
-        "({params.write_config} && python -m asrsweep.decode_sweep"
+        "({params.write_config} && python -m asrsweep.decoding.decode_sweep"
         " --config {params.outdir}/config.json --emissions {params.emissions}"
         " --lexicon {input.lexicon} --arpa {input.arpa} --tokens {input.tokens}"
         " --shard {wildcards.shard} --num-shards {wildcards.shards} --threads {threads}"
@@ -74,7 +74,7 @@ rule merge_sweep:
     log:
         log_path("merge_sweep"),
     shell:
-        "python -m asrsweep.merge_sweep --shards {input} --out-dir {params.outdir} > {log} 2>&1"
+        "python -m asrsweep.decoding.merge_sweep --shards {input} --out-dir {params.outdir} > {log} 2>&1"
 
 
 rule decode_frozen:
@@ -96,7 +96,7 @@ rule decode_frozen:
         mem_mb=mem_by_attempt(4000),
         runtime=60,
     shell:
-        "({params.write_config} && python -m asrsweep.decode_frozen"
+        "({params.write_config} && python -m asrsweep.decoding.decode_frozen"
         " --config {params.outdir}/config.json --emissions {params.emissions}"
         " --lexicon {input.lexicon} --arpa {input.arpa} --tokens {input.tokens}"
         " --best {input.best} --threads {threads} --outdir {params.outdir}) > {log} 2>&1"

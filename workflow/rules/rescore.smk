@@ -21,7 +21,7 @@ rule train_lm:
         mem_mb=mem_by_attempt(4000),
         runtime=120,
     shell:
-        "({params.write_config} && python -m asrsweep.train_lm"
+        "({params.write_config} && python -m asrsweep.rescoring.train_lm"
         " --config {params.outdir}/config.json --text {input} --outdir {params.outdir}"
         " --checkpoint-dir {params.checkpoints}) > {log} 2>&1"
 
@@ -45,7 +45,7 @@ rule score_lm:
         mem_mb=mem_by_attempt(4000),
         runtime=60,
     shell:
-        "python -m asrsweep.score_lm --lm {params.lm} --nbest {params.nbest}"
+        "python -m asrsweep.rescoring.score_lm --lm {params.lm} --nbest {params.nbest}"
         " --outdir {params.outdir} > {log} 2>&1"
 
 
@@ -68,7 +68,7 @@ rule rescore:
     log:
         log_path("rescore"),
     shell:
-        "({params.write_config} && python -m asrsweep.rescore"
+        "({params.write_config} && python -m asrsweep.rescoring.rescore"
         " --config {params.outdir}/config.json --nbest {params.nbest} --lmscore {params.scores}"
         " --emissions {params.emissions} --first-pass {input.first_pass}"
         " --outdir {params.outdir}) > {log} 2>&1"

@@ -12,7 +12,7 @@ rule write_matrix:
         f"{RESULTS}/{{exp}}/logs/write_matrix.log",
     localrule: True
     shell:
-        "python -m asrsweep.sweep {params.experiment:q} --out {output:q} > {log:q} 2>&1"
+        "python -m asrsweep.experiment.sweep {params.experiment:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule run_result:
@@ -26,7 +26,7 @@ rule run_result:
         f"{RESULTS}/{{exp}}/logs/run_result.log",
     localrule: True
     shell:
-        "python -m asrsweep.run_result --experiment {params.experiment:q} --runs-dir {output:q}"
+        "python -m asrsweep.results.run_result --experiment {params.experiment:q} --runs-dir {output:q}"
         " > {log:q} 2>&1"
 
 
@@ -40,7 +40,7 @@ rule summarize_experiment:
         f"{RESULTS}/{{exp}}/logs/summarize_experiment.log",
     localrule: True
     shell:
-        "python -m asrsweep.summarize --runs {input.runs:q} --out {output:q} > {log:q} 2>&1"
+        "python -m asrsweep.results.summarize --runs {input.runs:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule summarize_all:
@@ -52,7 +52,7 @@ rule summarize_all:
         f"{RESULTS}/logs/summarize_all.log",
     localrule: True
     shell:
-        "python -m asrsweep.summarize --summaries {input:q} --out {output:q} > {log:q} 2>&1"
+        "python -m asrsweep.results.summarize --summaries {input:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule report_experiment:
@@ -70,5 +70,5 @@ rule report_experiment:
         f"{RESULTS}/{{exp}}/logs/report_experiment.log",
     localrule: True
     shell:
-        "python -m asrsweep.report --summary {input.summary:q} --runs {input.runs:q}"
+        "python -m asrsweep.results.report --summary {input.summary:q} --runs {input.runs:q}"
         " --outdir {output:q} > {log:q} 2>&1"

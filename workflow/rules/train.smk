@@ -31,7 +31,7 @@ rule train:
         runtime=240,
     shell:
         # exec: no shell stays between SLURM's SIGTERM and the trainer, which checkpoints.
-        "exec > {log} 2>&1; {params.write_config}; exec {params.launcher} asrsweep.train"
+        "exec > {log} 2>&1; {params.write_config}; exec {params.launcher} asrsweep.acoustic.train"
         " --config {params.outdir}/config.json --features {params.features}"
         " --tokenizer {params.tokenizer} --outdir {params.outdir}"
         " --checkpoint-dir {params.checkpoints} --threads {threads}"
@@ -55,5 +55,5 @@ rule compute_emissions:
         mem_mb=mem_by_attempt(4000),
         runtime=60,
     shell:
-        "python -m asrsweep.emissions --model {input.model} --features {params.features}"
+        "python -m asrsweep.acoustic.emissions --model {input.model} --features {params.features}"
         " --outdir {params.outdir} --threads {threads} > {log} 2>&1"

@@ -1,0 +1,1 @@
+"""The CTC acoustic model: batching, training and cached emissions."""

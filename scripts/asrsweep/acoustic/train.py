@@ -1,0 +1,397 @@
+"""python -m asrsweep.acoustic.train --config <stage>/config.json --features <R/E/features/k> --tokenizer <R/E/tokenizer/k> --outdir <R/E/train/k> --checkpoint-dir <R/E/checkpoints/k> [--threads N] [--continue]
+
+Trains the CTC model (sections `model`, `train`, top-level `seed`). Resumes from the newest valid
+checkpoint in --checkpoint-dir (bit-exact on CPU); SIGTERM/SIGUSR1 save a checkpoint at the next
+step boundary and exit 75. Writes model.pt (best dev CER), train_log.tsv and train.json.
+Under torchrun (WORLD_SIZE > 1) it runs DDP: nccl on CUDA, gloo on CPU.
+"""
+
+import argparse
+import contextlib
+import dataclasses
+import functools
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from asrsweep.acoustic.batching import SpecAugmentConfig, epoch_batches, pad_batch, pad_targets, spec_augment
+from asrsweep.core.checkpoint import (Progress, exclusive, latest_valid, list_checkpoints, load_init_weights, rng_state,
+                                 save_checkpoint, set_rng_state)
+from asrsweep.core.common import (UserError, cli_main, load_section, read_json, record_command, torch_save_atomic,
+                             write_json_atomic, write_text_atomic)
+from asrsweep.acoustic.emissions import autocast, batched_forward, load_features
+from asrsweep.acoustic.model import ModelConfig, build_model, count_params, subsampled_lengths
+from asrsweep.core.tokens import Tokens, ctc_collapse, decode_ids
+
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "saved, run me again"
+LOG_COLUMNS = ("step", "epoch", "lr", "train_loss", "dev_loss", "dev_cer", "seconds")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Section `train` of the recipe."""
+
+    max_steps: int = 3000  # optimizer steps in total (raise it to continue a finished run)
+    batch_frames: int = 20000  # padded input frames per batch (per rank under DDP)
+    lr: float = 2e-3  # peak AdamW learning rate
+    warmup_steps: int = 300  # linear warmup steps
+    schedule: str = "cosine"  # decay after warmup to 0 at max_steps: cosine | linear
+    weight_decay: float = 0.01  # AdamW weight decay (matrices only, not biases/norms)
+    grad_clip: float = 5.0  # max global gradient norm
+    eval_every: int = 250  # dev loss + greedy CER every N steps (and at the end); 0 = end only
+    checkpoint_every: int = 250  # checkpoint every N steps (and at the end, and on SIGTERM); 0 = not periodic
+    keep_checkpoints: int = 2  # newest checkpoints kept in --checkpoint-dir
+    specaugment: SpecAugmentConfig = dataclasses.field(default_factory=SpecAugmentConfig)
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+    compile: bool = False  # torch.compile the model (CUDA only; ignored with a note on CPU)
+    init_from: str | None = None  # fork: weights of a model.pt / ckpt-*.pt / dir of another run
+
+    def __post_init__(self):
+        if isinstance(self.specaugment, dict):  # built directly (tests, bench) rather than by load_section
+            object.__setattr__(self, "specaugment", SpecAugmentConfig(**self.specaugment))
+        checks = {
+            "max_steps": self.max_steps >= 1, "batch_frames": self.batch_frames >= 1, "lr": self.lr > 0,
+            "warmup_steps": self.warmup_steps >= 0, "schedule": self.schedule in ("cosine", "linear"),
+            "grad_clip": self.grad_clip > 0, "eval_every": self.eval_every >= 0,
+            "checkpoint_every": self.checkpoint_every >= 0, "keep_checkpoints": self.keep_checkpoints >= 1,
+            "precision": self.precision in ("auto", "fp32", "bf16"),
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise UserError(f"train.{bad[0]}: invalid value {getattr(self, bad[0])!r}")
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """LR multiplier for 0-based step: linear warmup, then cosine/linear decay to 0 at max_steps."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    return 1.0 - progress if cfg.schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def load_split(path: Path, tokens: Tokens, subsampling: int | None) -> dict:
+    """Features + CTC targets of one split; with `subsampling`, drop utterances CTC cannot align."""
+    blob = load_features(path)
+    feats, texts = blob["feats"], blob["texts"]
+    targets = [tokens.encode(t) for t in texts]
+    keep = list(range(len(feats)))
+    if subsampling:
+        out = subsampled_lengths(torch.tensor([f.shape[0] for f in feats]), subsampling).tolist()
+        # CTC needs one frame per token plus a blank between repeated tokens.
+        need = [len(t) + sum(a == b for a, b in zip(t, t[1:])) for t in targets]
+        keep = [i for i in keep if out[i] >= need[i]]
+        if len(keep) < len(feats):
+            print(f"warning: {path}: dropped {len(feats) - len(keep)} utterances too short for their text",
+                  file=sys.stderr, flush=True)
+    if not keep:
+        raise UserError(f"{path}: no usable utterances")
+    return {"feats": [feats[i] for i in keep], "texts": [texts[i] for i in keep],
+            "targets": [targets[i] for i in keep], "lengths": [feats[i].shape[0] for i in keep]}
+
+
+def setup_device(threads: int | None) -> tuple[int, int, torch.device]:
+    """(rank, world, device); starts the DDP process group under torchrun. CPU when CUDA is absent."""
+    if threads:
+        torch.set_num_threads(threads)
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    # CUDA_VISIBLE_DEVICES may be set on a GPU-less node (fake SLURM GPUs): trust is_available only.
+    if torch.cuda.is_available():
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+        torch.use_deterministic_algorithms(True)  # exact resume is promised on CPU
+    if world > 1:
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device
+
+
+class Trainer:
+    """Setup -> `run()` (train loop with eval and checkpoints) -> `finish()` writes the outputs."""
+
+    def __init__(self, args: argparse.Namespace, cfg: TrainConfig, model_cfg: ModelConfig, seed: int):
+        self.args, self.cfg, self.seed = args, cfg, seed
+        self.rank, self.world, self.device = setup_device(args.threads)
+        self.tokens = Tokens.load(args.tokenizer)
+        self.model_args = None
+        self.load_data(Path(args.features), model_cfg)
+        torch.manual_seed(seed)  # weight init depends on the seed only
+        self.model = build_model(self.model_args).to(self.device)
+        decay = [p for p in self.model.parameters() if p.ndim >= 2]
+        no_decay = [p for p in self.model.parameters() if p.ndim < 2]
+        self.opt = torch.optim.AdamW([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}],
+                                     lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, functools.partial(lr_factor, cfg=cfg))
+        self.progress = Progress()
+        self.restore(Path(args.checkpoint_dir), args.resume_required)
+        self.dtype = self.pick_dtype()
+        self.net = self.wrap()
+        self.stop_flag = False
+        self.t0 = time.time()
+
+    def load_data(self, features: Path, model_cfg: ModelConfig) -> None:
+        """Read train/dev features and fix the model arguments (n_mels, vocab from the artifacts)."""
+        self.train = load_split(features / "train.pt", self.tokens, model_cfg.subsampling)
+        self.dev = load_split(features / "dev.pt", self.tokens, None)
+        n_mels = int(self.train["feats"][0].shape[1])
+        self.model_args = dict(n_mels=n_mels, vocab_size=self.tokens.vocab_size, **dataclasses.asdict(model_cfg))
+
+    def restore(self, ckdir: Path, required: bool) -> None:
+        """Resume from the newest valid checkpoint, else fork from init_from, else start fresh."""
+        blob = latest_valid(ckdir)
+        if blob is None and required:
+            raise UserError(f"{ckdir}: --continue given but no valid checkpoint there; drop --continue to start fresh")
+        if blob is None:
+            if self.cfg.init_from:
+                self.load_weights(*load_init_weights(self.cfg.init_from), self.cfg.init_from)
+            return
+        if blob["model_args"] != self.model_args:
+            diff = sorted(k for k in set(blob["model_args"]) | set(self.model_args)
+                          if blob["model_args"].get(k) != self.model_args.get(k))
+            raise UserError(f"{ckdir}: checkpoint model differs from config in {', '.join(diff)}; "
+                            "use a new --checkpoint-dir or train.init_from")
+        self.model.load_state_dict(blob["model"])
+        self.opt.load_state_dict(blob["optimizer"])
+        self.sched.load_state_dict(blob["scheduler"])
+        set_rng_state(blob["rng"])  # the step RNGs are reseeded per step; this covers everything else
+        fields = {f.name for f in dataclasses.fields(Progress)}
+        self.progress = Progress(**{k: blob[k] for k in fields if k in blob})
+        self.say(f"resumed from {ckdir}/ckpt-{blob['step']}.pt (step {blob['step']})")
+
+    def load_weights(self, args: dict, weights: dict, source: str) -> None:
+        """Fork: copy another run's weights (same architecture up to dropout); optimizer stays fresh."""
+        shape_keys = [k for k in self.model_args if k != "dropout"]
+        diff = [k for k in shape_keys if args.get(k) != self.model_args[k]]
+        if diff:
+            raise UserError(f"train.init_from: {source}: model differs in {', '.join(diff)}")
+        self.model.load_state_dict(weights)
+        self.say(f"initialised weights from {source}")
+
+    def pick_dtype(self) -> torch.dtype | None:
+        """Autocast dtype: bf16 when asked (or auto on CUDA), None = full fp32."""
+        want = self.cfg.precision
+        if want == "auto":
+            want = "bf16" if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+        return torch.bfloat16 if want == "bf16" else None
+
+    def wrap(self):
+        """The module the train step calls: DDP and/or torch.compile around `self.model`."""
+        net = self.model
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            net = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
+        if self.cfg.compile and self.device.type == "cuda":
+            net = torch.compile(net, dynamic=True)
+        elif self.cfg.compile:
+            self.say("note: train.compile applies to CUDA only; running eager on CPU")
+        return net
+
+    def say(self, message: str) -> None:
+        """Print on rank 0 only."""
+        if self.rank == 0:
+            print(message, file=sys.stderr, flush=True)
+
+    def step_seed(self, step: int) -> int:
+        """Seed of the RNGs used in `step` (dropout, SpecAugment): a pure function of seed, step, rank."""
+        return (self.seed * 1_000_003 + step) * 1024 + self.rank
+
+    def train_step(self, idx: list[int]) -> float:
+        """One optimizer step on utterances `idx`; returns the loss (mean CTC loss per utterance)."""
+        seed = self.step_seed(self.progress.step)
+        torch.manual_seed(seed)
+        feats, lengths = pad_batch(self.train["feats"], idx)
+        spec = self.cfg.specaugment
+        if spec.freq_masks or spec.time_masks:
+            feats = spec_augment(feats, lengths, spec, torch.Generator().manual_seed(seed))
+        targets, target_lengths = pad_targets(self.train["targets"], idx)
+        with autocast(self.device, self.dtype):
+            logits, out_lengths = self.net(feats.to(self.device), lengths.to(self.device))
+        logp = logits.float().log_softmax(-1).transpose(0, 1)  # [T', B, V]
+        loss = F.ctc_loss(logp, targets.to(self.device), out_lengths, target_lengths.to(self.device),
+                          reduction="sum") / len(idx)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip))
+        value = float(loss.detach())
+        if not (math.isfinite(value) and math.isfinite(norm)):
+            self.diverged(value, norm)
+        self.opt.step()
+        self.sched.step()
+        return value
+
+    def diverged(self, loss: float, norm: float) -> None:
+        """Stop without saving: the newest checkpoint on disk is the last good state."""
+        found = list_checkpoints(self.args.checkpoint_dir)
+        kept = f"last good checkpoint kept: {found[0][1]}" if found else "no checkpoint was written yet"
+        raise UserError(f"train: non-finite loss {loss} / grad norm {norm} at step {self.progress.step + 1}; "
+                        f"{kept}; lower train.lr or check the features for inf/nan")
+
+    def run(self) -> None:
+        """Train until max_steps (or a stop signal: checkpoint, then exit 75)."""
+        p, bar = self.progress, self.progress_bar()
+        while p.step < self.cfg.max_steps:
+            batches = epoch_batches(self.train["lengths"], self.cfg.batch_frames, self.seed, p.epoch,
+                                    self.rank, self.world)
+            if not batches:
+                raise UserError(f"{self.args.features}: fewer batches than DDP ranks; lower train.batch_frames")
+            while p.index < len(batches) and p.step < self.cfg.max_steps:
+                loss = self.train_step(batches[p.index])
+                p.step, p.index, p.loss_sum, p.loss_n = p.step + 1, p.index + 1, p.loss_sum + loss, p.loss_n + 1
+                rollover = p.index == len(batches)
+                if rollover:  # the checkpointed position already points at the next epoch
+                    p.epoch, p.index = p.epoch + 1, 0
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.3f}", epoch=p.epoch)
+                self.at_boundary()
+                if rollover:
+                    break
+        if bar is not None:
+            bar.close()
+
+    def progress_bar(self):
+        """A tqdm bar on a terminal (rank 0), else None: plain log lines go to stderr instead."""
+        if self.rank != 0 or not sys.stderr.isatty():
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.cfg.max_steps, initial=self.progress.step, unit="step", dynamic_ncols=True)
+
+    def at_boundary(self) -> None:
+        """After a step: eval/log, checkpoint, and honour a pending stop signal."""
+        p, cfg = self.progress, self.cfg
+        last = p.step >= cfg.max_steps
+        if last or (cfg.eval_every and p.step % cfg.eval_every == 0):
+            self.eval_and_log()
+        stop = self.stop_flag
+        if self.world > 1:  # every rank must stop at the same step
+            flag = torch.tensor([float(stop)], device=self.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            stop = bool(flag.item())
+        if last or stop or (cfg.checkpoint_every and p.step % cfg.checkpoint_every == 0):
+            self.save()
+        if stop:
+            self.say(f"stop signal: checkpoint saved at step {p.step}; exiting {EXIT_PREEMPTED}")
+            raise SystemExit(EXIT_PREEMPTED)
+
+    def eval_and_log(self) -> None:
+        """Dev loss + greedy CER on rank 0; keep the best weights; append a log row."""
+        p = self.progress
+        if self.rank == 0:
+            dev_loss, dev_cer = self.evaluate()
+            if p.best is None or dev_cer < p.best["dev_cer"]:
+                weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+                p.best = {"step": p.step, "dev_cer": dev_cer, "dev_loss": dev_loss, "state_dict": weights}
+            row = dict(step=p.step, epoch=p.epoch, lr=self.sched.get_last_lr()[0],
+                       train_loss=p.loss_sum / max(1, p.loss_n), dev_loss=dev_loss, dev_cer=dev_cer,
+                       seconds=p.seconds + time.time() - self.t0)
+            p.log.append(row)
+            if not sys.stderr.isatty():
+                self.say("  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        p.loss_sum, p.loss_n = 0.0, 0
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float]:
+        """(mean dev CTC loss per utterance, greedy dev CER) with the model in eval mode."""
+        import jiwer
+
+        self.model.eval()
+        hyps, total = [""] * len(self.dev["feats"]), 0.0
+        for idx, logp, out_lens in batched_forward(self.model, self.dev["feats"], self.cfg.batch_frames,
+                                                   self.device, self.dtype):
+            targets, target_lengths = pad_targets(self.dev["targets"], idx)
+            total += float(F.ctc_loss(logp.transpose(0, 1), targets.to(self.device), out_lens,
+                                      target_lengths.to(self.device), reduction="sum", zero_infinity=True))
+            best = logp.argmax(-1).cpu()
+            for row, i in enumerate(idx):
+                hyps[i] = decode_ids(self.tokens.pieces, ctc_collapse(best[row, : int(out_lens[row])].tolist()))
+        self.model.train()
+        return total / len(hyps), float(jiwer.cer(self.dev["texts"], hyps))
+
+    def save(self) -> None:
+        """Checkpoint the full training state (rank 0), atomically, pruning old ones."""
+        if self.rank == 0:
+            p = self.progress
+            state = {f.name: getattr(p, f.name) for f in dataclasses.fields(Progress)}
+            state.update(seconds=p.seconds + time.time() - self.t0, model_args=self.model_args,
+                         model=self.model.state_dict(), optimizer=self.opt.state_dict(),
+                         scheduler=self.sched.state_dict(), rng=rng_state(), seed=self.seed,
+                         train_config=dataclasses.asdict(self.cfg))
+            save_checkpoint(self.args.checkpoint_dir, state, self.cfg.keep_checkpoints)
+
+    def finish(self, stage_config: dict) -> None:
+        """Write model.pt (best dev CER), train_log.tsv and train.json (rank 0)."""
+        p, outdir = self.progress, Path(self.args.outdir)
+        if self.rank == 0:
+            if p.step > self.cfg.max_steps:
+                self.say(f"warning: checkpoint is at step {p.step} > train.max_steps {self.cfg.max_steps}")
+            best, n_params = p.best, count_params(self.model)
+            torch_save_atomic({"model_args": self.model_args, "state_dict": best["state_dict"],
+                               "tokens": self.tokens.pieces, "step": best["step"], "dev_cer": best["dev_cer"],
+                               "n_params": n_params}, outdir / "model.pt")
+            lines = ["\t".join(LOG_COLUMNS)] + ["\t".join(_fmt(r[c]) for c in LOG_COLUMNS) for r in p.log]
+            write_text_atomic(outdir / "train_log.tsv", "\n".join(lines) + "\n")
+            seconds = p.seconds + time.time() - self.t0
+            write_json_atomic(outdir / "train.json", {
+                "steps": p.step, "best_step": best["step"], "dev_loss": best["dev_loss"],
+                "dev_cer": best["dev_cer"], "n_params": n_params, "train_seconds": round(seconds, 1),
+                "config": stage_config})
+            self.say(f"done: {p.step} steps, best dev CER {best['dev_cer']:.4f} at step {best['step']}")
+        if self.world > 1:
+            torch.distributed.destroy_process_group()
+
+
+def _fmt(value) -> str:
+    """A log cell: floats with 6 significant digits."""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse flags and train (see the module docstring)."""
+    cli_main(_run, argv)
+
+
+def _run(argv: list[str] | None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="stage config.json (seed, model, train)")
+    parser.add_argument("--features", required=True, help="features dir with train.pt and dev.pt")
+    parser.add_argument("--tokenizer", required=True, help="tokenizer dir with spm.model and tokens.txt")
+    parser.add_argument("--outdir", required=True, help="output dir: model.pt train_log.tsv train.json")
+    parser.add_argument("--checkpoint-dir", required=True, help="checkpoints (resumed from when present)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--continue", dest="resume_required", action="store_true",
+                        help="require an existing checkpoint to resume from")
+    args = parser.parse_args(argv)
+    stage_config = read_json(args.config)
+    cfg = load_section(args.config, "train", TrainConfig)
+    model_cfg = load_section(args.config, "model", ModelConfig)
+    seed = stage_config.get("seed", 0)
+    if not isinstance(seed, int):
+        raise UserError(f"{args.config}: seed: {seed!r} is not an integer")
+    if int(os.environ.get("RANK", "0")) == 0:
+        Path(args.outdir).mkdir(parents=True, exist_ok=True)
+        record_command(args.outdir)
+    lock = exclusive(Path(args.checkpoint_dir)) if int(os.environ.get("RANK", "0")) == 0 \
+        else contextlib.nullcontext()
+    with lock:
+        trainer = Trainer(args, cfg, model_cfg, seed)
+
+        def request_stop(signum, frame):  # only a flag: the loop saves at the next step boundary
+            trainer.stop_flag = True
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGUSR1, request_stop)
+        trainer.run()
+        trainer.finish(stage_config)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Corpus preparation (demo or real), features and the sentencepiece tokenizer."""

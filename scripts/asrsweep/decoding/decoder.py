@@ -1,0 +1,213 @@
+"""CTC decoding with flashlight-text (wav2letter's beam search) and KenLM; greedy decoding.
+
+Library module (no CLI), used by `python -m asrsweep.decoding.decode_sweep --config C ...` and
+`asrsweep.decoding.decode_frozen`.
+
+`Decoder(lexicon, arpa, tokens)` loads the KenLM model and builds the lexicon trie ONCE; each
+sweep setting only builds a new flashlight decoder object around them (cheap), so a sweep over
+S settings costs S beam searches, not S model loads.  The CTC blank (column 0) doubles as the
+silence token: sentencepiece marks word starts with "▁" inside pieces, so there is no separate
+word-separator token, and between words the beam stays at the trie root on blank frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from asrsweep.core.common import UserError
+
+WORD_BOUNDARY = "\u2581"
+KNOBS = ("lm_weight", "word_score", "unk_score", "sil_score", "beam_size", "beam_size_token",
+         "beam_threshold", "log_add")
+DECODERS = ("lexicon", "lexicon_free")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One decoder setting: wav2letter's knobs.
+
+    decoder: "lexicon" (LexiconDecoder + KenLM word LM) or "lexicon_free" (LexiconFreeDecoder over
+    pieces, no LM: flashlight's lexicon-free search needs a token-level LM, and ours is a word LM;
+    lm_weight, word_score and unk_score are then unused).
+    """
+
+    decoder: str = "lexicon"
+    lm_weight: float = 1.5
+    word_score: float = 1.0
+    unk_score: float = float("-inf")
+    sil_score: float = 0.0
+    beam_size: int = 50
+    beam_size_token: int = 32
+    beam_threshold: float = 25.0
+    log_add: bool = False
+
+    def as_dict(self) -> dict:
+        """Decoder + knobs; -inf is written as the string "-inf" (valid JSON)."""
+        out = dataclasses.asdict(self)
+        return {k: ("-inf" if isinstance(v, float) and math.isinf(v) and v < 0 else v) for k, v in out.items()}
+
+
+def make_setting(values: dict, where: str) -> Setting:
+    """A `Setting` from a mapping (decoder, knobs), type-checked; strings like "-inf" allowed."""
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(Setting)})
+    if unknown:
+        raise UserError(f"{where}: unknown decode key(s) {', '.join(unknown)}; known: decoder, {', '.join(KNOBS)}")
+    kw = {}
+    for f in dataclasses.fields(Setting):
+        if f.name not in values:
+            continue
+        v = values[f.name]
+        try:
+            if f.name == "decoder":
+                kw[f.name] = str(v)
+            elif f.name == "log_add":
+                kw[f.name] = v if isinstance(v, bool) else str(v).lower() in ("true", "1")
+            elif f.name in ("beam_size", "beam_size_token"):
+                kw[f.name] = int(v)
+            else:
+                kw[f.name] = float(v)
+        except (TypeError, ValueError):
+            raise UserError(f"{where}: {f.name}: {v!r} is not a valid value") from None
+    setting = Setting(**kw)
+    if setting.decoder not in DECODERS:
+        raise UserError(f"{where}: decoder: {setting.decoder!r}; use one of {', '.join(DECODERS)}")
+    if setting.beam_size < 1 or setting.beam_size_token < 1:
+        raise UserError(f"{where}: beam_size and beam_size_token must be >= 1")
+    return setting
+
+
+@dataclass
+class Hypothesis:
+    """One decoded hypothesis: words, CTC token ids (collapsed), and flashlight's scores."""
+
+    words: list[str]
+    tokens: list[int]
+    score: float = 0.0
+    am_score: float = 0.0
+    lm_score: float = 0.0  # KenLM log10, as flashlight accumulates it
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.words)
+
+
+def read_tokens(path: str | Path) -> list[str]:
+    """tokens.txt: one CTC output token per line, line 0 = blank."""
+    try:
+        tokens = Path(path).read_text(encoding="utf-8").split("\n")
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found (tokens.txt of the tokenizer stage)") from None
+    return tokens[:-1] if tokens and tokens[-1] == "" else tokens
+
+
+def pieces_to_words(pieces: list[str]) -> list[str]:
+    """Join sentencepiece pieces into words ("▁" starts a word)."""
+    return "".join(pieces).replace(WORD_BOUNDARY, " ").split()
+
+
+def collapse(ids) -> list[int]:
+    """CTC collapse of a per-frame id sequence [T]: merge repeats, drop blank 0."""
+    out, prev = [], -1
+    for i in ids:
+        i = int(i)
+        if i != prev and i != 0:
+            out.append(i)
+        prev = i
+    return out
+
+
+def greedy(logprobs: np.ndarray, tokens: list[str]) -> Hypothesis:
+    """Best-path CTC decoding of log-probs [T, V]."""
+    best = collapse(np.argmax(logprobs, axis=1)) if len(logprobs) else []
+    am = float(np.max(logprobs, axis=1).sum()) if len(logprobs) else 0.0
+    return Hypothesis(pieces_to_words([tokens[i] for i in best]), best, am, am, 0.0)
+
+
+class Decoder:
+    """KenLM + lexicon trie loaded once; `search(setting)` makes a beam search for one setting.
+
+    lexicon: lexicon.txt (`word<TAB>pieces`), arpa: lm.arpa, tokens: tokens.txt (blank at 0).
+    """
+
+    def __init__(self, lexicon: str | Path, arpa: str | Path, tokens: str | Path):
+        from flashlight.lib.text.decoder import SmearingMode, Trie
+        from flashlight.lib.text.decoder.kenlm import KenLM
+        from flashlight.lib.text.dictionary import Dictionary, create_word_dict, load_words
+
+        self.tokens = read_tokens(tokens)
+        for path in (lexicon, arpa):
+            if not Path(path).is_file():
+                raise UserError(f"{path}: file not found")
+        self.token_dict = Dictionary(self.tokens)
+        lex = load_words(str(lexicon))
+        if "<unk>" not in lex:
+            raise UserError(f"{lexicon}: no <unk> entry; rerun asrsweep.decoding.make_lexicon")
+        self.word_dict = create_word_dict(lex)
+        self.lm = KenLM(str(arpa), self.word_dict)
+        self.unk = self.word_dict.get_index("<unk>")
+        self.trie = Trie(len(self.tokens), 0)
+        start = self.lm.start(False)
+        for word, spellings in lex.items():
+            wid = self.word_dict.get_index(word)
+            _, score = self.lm.score(start, wid)
+            for spelling in spellings:
+                ids = [self._token_index(lexicon, word, p) for p in spelling]
+                self.trie.insert(ids, wid, score)
+        # MAX smearing: a partial word carries its best completion's unigram score (wav2letter).
+        self.trie.smear(SmearingMode.MAX)
+
+    def _token_index(self, lexicon, word: str, piece: str) -> int:
+        """Column of `piece` in tokens.txt, or a UserError naming the lexicon line."""
+        if not self.token_dict.contains(piece):
+            raise UserError(f"{lexicon}: word {word!r} uses piece {piece!r} not in tokens.txt; "
+                            "lexicon and tokenizer come from different runs?")
+        return self.token_dict.get_index(piece)
+
+    def search(self, setting: Setting):
+        """A flashlight decoder for `setting`, sharing this object's KenLM and trie."""
+        from flashlight.lib.text.decoder import (CriterionType, LexiconDecoder, LexiconDecoderOptions,
+                                                 LexiconFreeDecoder, LexiconFreeDecoderOptions, ZeroLM)
+
+        if setting.decoder == "lexicon_free":
+            opts = LexiconFreeDecoderOptions(setting.beam_size, setting.beam_size_token,
+                                             setting.beam_threshold, 0.0, setting.sil_score,
+                                             setting.log_add, CriterionType.CTC)
+            return LexiconFreeDecoder(opts, ZeroLM(), 0, 0, [])
+        opts = LexiconDecoderOptions(setting.beam_size, setting.beam_size_token, setting.beam_threshold,
+                                     setting.lm_weight, setting.word_score, setting.unk_score,
+                                     setting.sil_score, setting.log_add, CriterionType.CTC)
+        return LexiconDecoder(opts, self.trie, self.lm, 0, 0, self.unk, [], False)
+
+    def decode(self, search, logprobs: np.ndarray, nbest: int = 1) -> list[Hypothesis]:
+        """Up to `nbest` hypotheses (best first, distinct word strings) for log-probs [T, V]."""
+        emissions = np.ascontiguousarray(logprobs, dtype=np.float32)
+        T, V = emissions.shape
+        if V != len(self.tokens):
+            raise UserError(f"emissions have {V} columns but tokens.txt has {len(self.tokens)}")
+        if T == 0:
+            return [Hypothesis([], [])]
+        results = search.decode(emissions.ctypes.data, T, V)
+        out, seen = [], set()
+        for r in results:
+            hyp = self._hypothesis(r)
+            if hyp.text in seen:
+                continue
+            seen.add(hyp.text)
+            out.append(hyp)
+            if len(out) >= nbest:
+                break
+        return out or [Hypothesis([], [])]
+
+    def _hypothesis(self, r) -> Hypothesis:
+        """Convert a flashlight DecodeResult (per-frame words/tokens, -1 = none)."""
+        toks = collapse(t for t in r.tokens if t >= 0)
+        if isinstance(r.words, list) and any(w >= 0 for w in r.words):
+            words = [self.word_dict.get_entry(w) for w in r.words if w >= 0]
+        else:
+            words = pieces_to_words([self.tokens[t] for t in toks])
+        return Hypothesis(words, toks, float(r.score), float(r.emittingModelScore), float(r.lmScore))

@@ -1,0 +1,1 @@
+"""Experiment files: loading, expansion into runs, validation, the workflow index, plan and explain."""

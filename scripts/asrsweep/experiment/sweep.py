@@ -1,0 +1,281 @@
+"""Expand an experiment file into its runs: `python -m asrsweep.experiment.sweep config/experiments/demo.yaml`.
+
+An experiment file names a base recipe and says what varies:
+
+    recipe: default                 # config/recipes/default.yaml, or any path
+    controls: {train.lr: 1.0e-3}    # overrides for every run (nested or dotted keys)
+    variables: {model.layers: [4, 6]}          # full cartesian product
+    zip: [{train.lr: [1e-3, 3e-3], train.warmup_steps: [100, 300]}]  # vary together
+    presets: {small: {model.dim: 96}, big: {model.dim: 144}}         # one axis of bundles
+    seeds: [1, 2]                   # one more axis (sets the top-level `seed`)
+
+Every row of the product is a run with a readable id built from the values that vary. Each
+stage's artifacts are keyed by a hash of the config sections that stage depends on
+(`STAGE_SECTIONS`), so runs that differ only downstream share upstream jobs.
+Printing the matrix as TSV is this module's CLI; the workflow imports `load_experiment`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import hashlib
+import itertools
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from asrsweep.core.common import UserError, cli_main, write_text_atomic
+from asrsweep.experiment.configio import load_yaml, recipe_path
+from asrsweep.experiment.validate import check_experiment, validate_resolved
+
+# stage -> config sections its artifacts depend on (cumulative over its upstream stages).
+STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "data": ("data",),
+    "features": ("data", "features"),
+    "tokenizer": ("data", "tokenizer"),
+    "train": ("seed", "data", "features", "tokenizer", "model", "train"),
+    "ngram": ("data", "ngram"),
+    "lexicon": ("data", "tokenizer", "ngram"),
+    "decode": ("seed", "data", "features", "tokenizer", "model", "train", "ngram", "decode"),
+    "lm": ("seed", "data", "lm"),
+    "nbest": ("seed", "data", "features", "tokenizer", "model", "train", "ngram", "decode", "nbest"),
+    "lmscore": ("seed", "data", "features", "tokenizer", "model", "train", "ngram", "decode",
+                "nbest", "lm"),
+    "rescore": ("seed", "data", "features", "tokenizer", "model", "train", "ngram", "decode",
+                "nbest", "lm", "rescore"),
+}
+# Stages whose folder is the same as another's key (emissions are made per trained model).
+KEY_ALIASES = {"emissions": "train"}
+# Train settings that say how long to train and how often to report, not what the first steps
+# compute: runs differing only in these share a checkpoint folder, so raising max_steps of a
+# finished run (with --config overwrite=true) continues from its last checkpoint.
+CHECKPOINT_NEUTRAL = ("max_steps", "eval_every", "checkpoint_every", "keep_checkpoints")
+SAFE_ID = re.compile(r"[^A-Za-z0-9._=,+-]")
+MAX_ID_LEN = 80
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One row of the matrix: its id, the values that vary, the resolved config, stage keys."""
+
+    run_id: str
+    values: dict[str, Any]
+    config: dict[str, Any]
+    keys: dict[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """An expanded experiment: where it came from, its results name and its runs."""
+
+    path: Path
+    name: str
+    recipe: Path
+    runs: list[Run]
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Return `base` updated by `override`: mappings merge deeply; scalars and lists replace."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def undot(dotted: dict[str, Any]) -> dict:
+    """Turn {"train.lr": 1} (or nested mappings, or a mix) into a nested mapping."""
+    nested: dict = {}
+    for key, value in dotted.items():
+        parts = str(key).split(".")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        if isinstance(value, dict):
+            value = undot(value)
+        if isinstance(node.get(parts[-1]), dict) and isinstance(value, dict):
+            node[parts[-1]] = deep_merge(node[parts[-1]], value)
+        else:
+            node[parts[-1]] = value
+    return nested
+
+
+def flatten(nested: dict, prefix: str = "") -> dict[str, Any]:
+    """Turn a nested mapping into {"dotted.key": leaf value}."""
+    flat: dict[str, Any] = {}
+    for key, value in nested.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def format_value(value: Any) -> str:
+    """Short text for a value in a run id: 0.0003 -> '0.0003', True -> 'true', [1,2] -> '[1,2]'."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return format(value, "g")
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return str(value)
+
+
+def short_names(keys: list[str]) -> dict[str, str]:
+    """Last dotted component of each key, or the full key where two keys share that component."""
+    last = [k.split(".")[-1] for k in keys]
+    return {k: (s if last.count(s) == 1 else k) for k, s in zip(keys, last)}
+
+
+def make_run_id(values: dict[str, Any]) -> str:
+    """A readable, deterministic, filesystem-safe id: `lr=0.0003,layers=4,seed=1`.
+
+    Characters outside [A-Za-z0-9._=,+-] become `_`; ids that had to change that way, or that
+    are longer than MAX_ID_LEN, end in a stable hash of the exact values so they stay unique.
+    """
+    if not values:
+        return "default"
+    names = short_names(list(values))
+    text = ",".join(f"{names[k]}={format_value(v)}" for k, v in values.items())
+    safe = SAFE_ID.sub("_", text).lstrip(".")
+    if safe == text and len(safe) <= MAX_ID_LEN:
+        return safe
+    digest = hashlib.sha1(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{safe[:MAX_ID_LEN - 9]}-{digest}"
+
+
+def stage_keys(config: dict) -> dict[str, str]:
+    """Hash the sections each stage depends on: equal settings -> equal key -> shared job."""
+    keys = {}
+    for stage, sections in STAGE_SECTIONS.items():
+        blob = json.dumps({s: config.get(s) for s in sections}, sort_keys=True, default=str)
+        keys[stage] = hashlib.sha1(blob.encode()).hexdigest()[:10]
+    keys.update({alias: keys[target] for alias, target in KEY_ALIASES.items()})
+    return keys
+
+
+def checkpoint_key(config: dict) -> str:
+    """Hash of the training sections without the `CHECKPOINT_NEUTRAL` settings."""
+    train = {k: v for k, v in config.get("train", {}).items() if k not in CHECKPOINT_NEUTRAL}
+    blob = {s: config.get(s) for s in STAGE_SECTIONS["train"]} | {"train": train}
+    return hashlib.sha1(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def assign_checkpoint_keys(runs: list[Run]) -> None:
+    """Set keys['checkpoints']: the neutral key, unless two trainings of this experiment differ
+    only in a neutral setting (they would run at once): those keep their own train key."""
+    trainings: dict[str, set[str]] = {}
+    for run in runs:
+        trainings.setdefault(checkpoint_key(run.config), set()).add(run.keys["train"])
+    for run in runs:
+        neutral = checkpoint_key(run.config)
+        run.keys["checkpoints"] = neutral if len(trainings[neutral]) == 1 else run.keys["train"]
+
+
+def stage_config(config: dict, stage: str) -> dict:
+    """The part of a resolved config that stage `stage` reads (its `--config` file)."""
+    stage = KEY_ALIASES.get(stage, stage)
+    return {s: config[s] for s in STAGE_SECTIONS[stage] if s in config}
+
+
+def experiment_name(path: Path, root: Path | None = None) -> str:
+    """Results folder of an experiment: config/experiments/asr/lr.yaml -> 'asr/lr'."""
+    resolved = path.resolve()
+    base = (root or Path.cwd()).resolve() / "config" / "experiments"
+    try:
+        rel = resolved.relative_to(base).with_suffix("")
+        parts = rel.parts
+    except ValueError:
+        parts = (resolved.stem,)
+    return "/".join(SAFE_ID.sub("_", p).lstrip(".") or "_" for p in parts)
+
+
+def axes(spec: dict) -> list[list[dict[str, Any]]]:
+    """The matrix axes, each a list of {dotted key: value} points, in file order."""
+    result = [[{key: v} for v in values] for key, values in spec.get("variables", {}).items()]
+    for group in spec.get("zip", []):
+        length = len(next(iter(group.values())))
+        result.append([{k: vs[i] for k, vs in group.items()} for i in range(length)])
+    if spec.get("presets"):
+        result.append([{"preset": name} for name in spec["presets"]])
+    if spec.get("seeds"):
+        result.append([{"seed": s} for s in spec["seeds"]])
+    return result
+
+
+def expand(spec: dict, recipe: dict, path: Path) -> list[Run]:
+    """Every combination of the axes, merged over recipe + controls, as `Run`s."""
+    base = deep_merge(recipe, undot(spec.get("controls", {})))
+    runs = []
+    for combo in itertools.product(*axes(spec)):  # no axes: one empty combination, one run
+        values: dict[str, Any] = {}
+        for point in combo:
+            values.update(point)
+        overrides = {k: v for k, v in values.items() if k != "preset"}
+        config = base
+        if "preset" in values:
+            config = deep_merge(config, undot(spec["presets"][values["preset"]]))
+        config = deep_merge(config, undot(overrides))
+        runs.append(Run(make_run_id(values), values, config, stage_keys(config)))
+    return runs
+
+
+def check_unique_ids(runs: list[Run], path: Path) -> None:
+    """Two runs must never share an id (they would share a folder)."""
+    seen: dict[str, dict] = {}
+    for run in runs:
+        if run.run_id in seen:
+            raise UserError(
+                f"{path}: runs {seen[run.run_id]} and {run.values} get the same id "
+                f"'{run.run_id}'; make the varied values distinct")
+        seen[run.run_id] = run.values
+
+
+def load_experiment(path: str | Path, root: Path | None = None) -> Experiment:
+    """Read, check and expand an experiment file (raises `UserError` on any problem)."""
+    path = Path(path)
+    spec = load_yaml(path)
+    if not isinstance(spec, dict):
+        raise UserError(f"{path}: expected a mapping with keys recipe/controls/variables/...")
+    recipe_file = recipe_path(spec.get("recipe", "default"), path, root)
+    recipe = load_yaml(recipe_file)
+    check_experiment(spec, recipe, path)
+    runs = expand(spec, recipe, path)
+    check_unique_ids(runs, path)
+    assign_checkpoint_keys(runs)
+    for run in runs:
+        validate_resolved(run.config, f"{path} (run {run.run_id})")
+    return Experiment(path, experiment_name(path, root), recipe_file, runs)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print (or write) the run matrix of an experiment as TSV: run id, then the varied values."""
+    parser = argparse.ArgumentParser(prog="python -m asrsweep.experiment.sweep", description=main.__doc__)
+    parser.add_argument("experiment", type=Path)
+    parser.add_argument("--out", type=Path, help="write matrix.tsv here instead of stdout")
+    args = parser.parse_args(argv)
+    table = matrix_tsv(load_experiment(args.experiment))
+    if args.out:
+        write_text_atomic(args.out, table)
+    else:
+        print(table, end="")
+
+
+def matrix_tsv(exp: Experiment) -> str:
+    """`matrix.tsv`: one line per run, its id and the value of every varied key."""
+    columns = list(dict.fromkeys(k for run in exp.runs for k in run.values))
+    lines = ["\t".join(["run", *columns])]
+    for run in exp.runs:
+        lines.append("\t".join([run.run_id, *(format_value(run.values.get(c, "")) for c in columns)]))
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    cli_main(main)

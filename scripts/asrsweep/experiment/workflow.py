@@ -1,0 +1,137 @@
+"""The experiments of one `snakemake` invocation, indexed for the rules (not a step; no CLI).
+
+The Snakefile builds one `SweepIndex` from `--config experiment=a.yaml,b.yaml results=DIR`;
+input functions ask it which upstream stage folder a job reads, and the overwrite guard runs
+here before any job is scheduled. This module never imports snakemake.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from asrsweep.core.common import UserError
+from asrsweep.experiment.configio import parse_yaml
+from asrsweep.experiment.sweep import Run, flatten, load_experiment, stage_config
+
+# Stage -> the file whose existence means the stage is done (also listed in stages.json).
+STAGE_OUTPUTS = {
+    "data": "train.tsv", "features": "train.pt", "tokenizer": "tokens.txt",
+    "train": "model.pt", "emissions": "test.pt", "ngram": "lm.arpa", "lexicon": "lexicon.txt",
+    "decode": "best_on_dev.json", "lm": "lm.json", "nbest": "test.json", "lmscore": "test.tsv",
+    "rescore": "test.json",
+}
+
+# The files `asrsweep.results.run_result` reads per run (sweep.tsv comes with decode's best_on_dev.json).
+RESULT_INPUTS = (("train", "train.json"), ("decode", "best_on_dev.json"), ("nbest", "test.json"),
+                 ("lm", "lm.json"), ("rescore", "test.json"))
+
+
+class SweepIndex:
+    """All runs of the requested experiments and their stage folders under `results`."""
+
+    def __init__(self, experiments: str, results: str, root: Path | None = None):
+        paths = [p.strip() for p in str(experiments).split(",") if p.strip()]
+        if not paths:
+            raise UserError("workflow config: experiment: give at least one experiment file")
+        self.results = Path(results)
+        self.experiments = {}
+        for path in paths:
+            exp = load_experiment(path, root)
+            if exp.name in self.experiments:
+                raise UserError(f"{path}: experiment name '{exp.name}' is used twice")
+            self.experiments[exp.name] = exp
+        self._by_key = {(name, stage, key): run for name, exp in self.experiments.items()
+                        for run in exp.runs for stage, key in run.keys.items()}
+        self._runs = {(name, run.run_id): run for name, exp in self.experiments.items()
+                      for run in exp.runs}
+        self._run_dirs = {(name, run_id): self.results / name / "runs" / run_id
+                          for name, run_id in self._runs}
+
+    def run(self, exp: str, run_id: str) -> Run:
+        """The run `run_id` of experiment `exp`."""
+        return self._runs[(exp, run_id)]
+
+    def any_run(self, exp: str, stage: str, key: str) -> Run:
+        """A run that uses folder `key` of `stage` (all such runs agree on its upstream)."""
+        return self._by_key[(exp, stage, key)]
+
+    def stage_dir(self, exp: str, stage: str, key: str) -> Path:
+        """results/<experiment>/<stage>/<key>."""
+        return self.results / exp / stage / key
+
+    def upstream_dir(self, exp: str, stage: str, key: str, upstream: str) -> str:
+        """Folder of stage `upstream` that the job `stage/key` reads."""
+        run = self.any_run(exp, stage, key)
+        return str(self.stage_dir(exp, upstream, run.keys[upstream]))
+
+    def stage_config_json(self, exp: str, stage: str, key: str) -> str:
+        """The `--config` JSON of job `stage/key`."""
+        config = stage_config(self.any_run(exp, stage, key).config, stage)
+        return json.dumps(config, sort_keys=True)
+
+    def run_dirs(self) -> dict[tuple[str, str], Path]:
+        """(experiment, run id) -> results/<experiment>/runs/<run id>."""
+        return self._run_dirs
+
+    def result_inputs(self, exp: str) -> list[str]:
+        """The leaf files that the run folders of `exp` gather (each listed once)."""
+        return sorted({str(path) for run in self.experiments[exp].runs for path in self._result_files(exp, run)})
+
+    def run_finished(self, exp: str, run_id: str) -> bool:
+        """True when every leaf file of the run exists (its result can be gathered)."""
+        return all(path.exists() for path in self._result_files(exp, self.run(exp, run_id)))
+
+    def _result_files(self, exp: str, run: Run) -> list[Path]:
+        """The RESULT_INPUTS files of one run."""
+        return [self.stage_dir(exp, stage, run.keys[stage]) / filename for stage, filename in RESULT_INPUTS]
+
+    def stages(self, exp: str, run_id: str) -> dict[str, str]:
+        """{stage: main output path} of a run (sorted by stage), for `asrsweep status`."""
+        run = self.run(exp, run_id)
+        return {stage: str(self.stage_dir(exp, stage, run.keys[stage]) / STAGE_OUTPUTS[stage])
+                for stage in sorted(STAGE_OUTPUTS)}
+
+
+def config_changes(old: dict, new: dict) -> list[str]:
+    """'key: old -> new' for every leaf setting that differs."""
+    flat_old, flat_new = flatten(old), flatten(new)
+    return [f"{k}: {flat_old.get(k, '<absent>')!r} -> {flat_new.get(k, '<absent>')!r}"
+            for k in sorted(set(flat_old) | set(flat_new)) if flat_old.get(k) != flat_new.get(k)]
+
+
+def run_state(run_dir: Path, run: Run) -> tuple[str, list[str]]:
+    """('new' | 'done' | 'pending' | 'changed', changes) of a run folder on disk."""
+    config_file = run_dir / "config.yaml"
+    if not config_file.exists():
+        return "new", []
+    changes = config_changes(parse_yaml(config_file.read_text(), str(config_file)), run.config)
+    if changes:
+        return "changed", changes
+    return ("done" if (run_dir / "result.json").exists() else "pending"), []
+
+
+def guard(index: SweepIndex, overwrite: bool) -> None:
+    """Refuse run ids whose folder holds a different resolved config, unless `overwrite`."""
+    if overwrite:
+        return
+    problems = []
+    for (exp, run_id), run_dir in index.run_dirs().items():
+        state, changes = run_state(run_dir, index.run(exp, run_id))
+        if state == "changed":
+            shown = "; ".join(changes[:5]) + (f"; ... {len(changes) - 5} more" if len(changes) > 5 else "")
+            problems.append(f"{run_dir}/config.yaml: run '{run_id}' exists with a different "
+                            f"config ({shown})")
+    if problems:
+        problems.append("ways forward: rename the experiment file (new results folder), or rerun with "
+                        "--config overwrite=true to point these ids at the new config (existing "
+                        "checkpoints and artifacts are kept in their own stage folders)")
+        raise UserError("\n".join(problems))
+
+
+def environment_first_on_path() -> None:
+    """Put the running interpreter's bin folder first on PATH (inherited by every job)."""
+    bindir = os.path.dirname(sys.executable)
+    os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")

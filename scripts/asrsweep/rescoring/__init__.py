@@ -1,0 +1,1 @@
+"""The Transformer LM, n-best scoring and grid-search rescoring."""

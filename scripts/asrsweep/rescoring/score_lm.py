@@ -1,0 +1,155 @@
+"""python -m asrsweep.rescoring.score_lm --lm LM --nbest NB --outdir OUT [--batch-size 64] [--device auto]
+
+Score every hypothesis of the n-best lists NB/{split}.tsv with the Transformer LM trained by
+`asrsweep.rescoring.train_lm` (LM/tokenizer.json + LM/hf/) -> OUT/{split}.tsv: utt_id rank lm_logprob,
+the natural-log probability of the sentence: sum over its tokens and the final </s>, given <s>
+(an empty hypothesis scores log P(</s> | <s>)). Identical sentences are scored once; batches are
+sorted by length. Sentences longer than the model's context are scored with a sliding window
+(each later window re-reads the previous half window as context). --device auto uses CUDA when
+available, else CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach the network, even by accident
+
+import torch
+
+from asrsweep.core.common import UserError, atomic_write, cli_main, open_outdir
+
+SPLITS = ("dev", "test")
+BOS, EOS, PAD = 2, 3, 0  # ids fixed by asrsweep.rescoring.train_lm.SPECIALS
+
+
+def load_lm(lm_dir: Path, device: str):
+    """(model in eval mode on `device`, tokenizer, context length) from a train_lm folder."""
+    from tokenizers import Tokenizer
+    from transformers import GPT2LMHeadModel
+
+    for need in (lm_dir / "tokenizer.json", lm_dir / "hf"):
+        if not need.exists():
+            raise UserError(f"{need}: not found; is {lm_dir} a train_lm output folder?")
+    tok = Tokenizer.from_file(str(lm_dir / "tokenizer.json"))
+    model = GPT2LMHeadModel.from_pretrained(lm_dir / "hf", local_files_only=True).to(device).eval()
+    return model, tok, int(model.config.n_positions)
+
+
+def windows(ids: list[int], context: int) -> list[tuple[list[int], int]]:
+    """Split `<s> ... </s>` ids into (window, first scored position) pieces of ≤ context tokens.
+
+    Position p of a window is scored as a prediction from positions < p; together the pieces
+    score every token after <s> exactly once.
+    """
+    if len(ids) <= context:
+        return [(ids, 1)]
+    hop = max(1, context // 2)
+    pieces, start, scored_to = [(ids[:context], 1)], 0, context
+    while scored_to < len(ids):
+        start = scored_to - (context - hop)
+        pieces.append((ids[start : start + context], scored_to - start))
+        scored_to = start + context
+    return pieces
+
+
+@torch.no_grad()
+def score_windows(model, pieces: list[tuple[list[int], int]], batch_size: int, device: str) -> list[float]:
+    """Sum of log P(token | prefix) over scored positions of each piece -> list [len(pieces)]."""
+    order = sorted(range(len(pieces)), key=lambda i: len(pieces[i][0]))
+    out = [0.0] * len(pieces)
+    for b in range(0, len(order), batch_size):
+        idx = order[b : b + batch_size]
+        width = max(len(pieces[i][0]) for i in idx)
+        ids = torch.full((len(idx), width), PAD, dtype=torch.long)
+        keep = torch.zeros((len(idx), width), dtype=torch.bool)  # [batch, width]: scored targets
+        for row, i in enumerate(idx):
+            seq, first = pieces[i]
+            ids[row, : len(seq)] = torch.tensor(seq)
+            keep[row, first : len(seq)] = True
+        mask = (ids != PAD) | (torch.arange(width) == 0)
+        ids, keep, mask = ids.to(device), keep.to(device), mask.long().to(device)
+        logits = model(input_ids=ids, attention_mask=mask).logits.float()  # [batch, width, vocab]
+        logp = torch.log_softmax(logits[:, :-1], dim=-1)
+        target = logp.gather(2, ids[:, 1:, None])[:, :, 0]  # [batch, width-1]
+        sums = (target * keep[:, 1:]).sum(dim=1).cpu().tolist()
+        for row, i in enumerate(idx):
+            out[i] = sums[row]
+    return out
+
+
+def score_sentences(model, tok, context: int, sentences: list[str], batch_size: int, device: str) -> dict[str, float]:
+    """Natural-log probability of each distinct sentence (incl. </s>)."""
+    unique = sorted(set(sentences))
+    encoded = [[BOS] + e.ids + [EOS] for e in tok.encode_batch(unique)] if unique else []
+    pieces, owner = [], []
+    for k, ids in enumerate(encoded):
+        for piece in windows(ids, context):
+            pieces.append(piece)
+            owner.append(k)
+    totals = [0.0] * len(unique)
+    for k, value in zip(owner, score_windows(model, pieces, batch_size, device)):
+        totals[k] += value
+    return dict(zip(unique, totals))
+
+
+def read_nbest(path: Path) -> list[dict]:
+    """Rows of an n-best TSV as dicts of strings (empty hypotheses stay empty strings)."""
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        rows = list(reader)
+        missing = {"utt_id", "rank", "hyp"} - set(reader.fieldnames or [])
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+    return rows
+
+
+def pick_device(name: str) -> str:
+    """'auto' -> 'cuda' when available else 'cpu'; anything else as given."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: CUDA is not available here; use --device auto or cpu")
+    return name
+
+
+def run(argv: list[str] | None = None) -> dict:
+    """Score every n-best file in --nbest; returns {split: number of rows}."""
+    parser = argparse.ArgumentParser(prog="python -m asrsweep.rescoring.score_lm", description=__doc__.splitlines()[0])
+    parser.add_argument("--lm", required=True, type=Path, help="train_lm output folder")
+    parser.add_argument("--nbest", required=True, type=Path, help="folder of n-best {split}.tsv files")
+    parser.add_argument("--outdir", required=True, type=Path)
+    parser.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    args = parser.parse_args(argv)
+    open_outdir(args.outdir, argv, "score_lm")
+    files = [args.nbest / f"{split}.tsv" for split in SPLITS if (args.nbest / f"{split}.tsv").is_file()]
+    if not files:
+        raise UserError(f"{args.nbest}: no n-best dev.tsv or test.tsv (written by asrsweep.decoding.decode_frozen)")
+    device = pick_device(args.device)
+    model, tok, context = load_lm(args.lm, device)
+    counts = {}
+    for path in files:
+        start = time.perf_counter()
+        rows = read_nbest(path)
+        scores = score_sentences(model, tok, context, [r["hyp"] for r in rows], args.batch_size, device)
+        with atomic_write(args.outdir / path.name) as tmp:
+            lines = ["utt_id\trank\tlm_logprob"] + [f"{r['utt_id']}\t{r['rank']}\t{scores[r['hyp']]:.6f}" for r in rows]
+            tmp.write_text("\n".join(lines) + "\n")
+        counts[path.stem] = len(rows)
+        print(f"{path.name}: {len(rows)} hypotheses ({len(scores)} distinct) on {device} "
+              f"in {time.perf_counter() - start:.1f}s", flush=True)
+    return counts
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Entry point: `run` with UserError -> one line on stderr, exit 2."""
+    return cli_main(run, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Run folders, summaries, the report, and the collect/status commands."""

@@ -1,0 +1,144 @@
+"""python -m asrsweep.results.collect --experiment E.yaml [--results results]   (`asrsweep collect E.yaml`)
+   python -m asrsweep.results.collect --summary R/E/summary.tsv
+
+Print the results of an experiment as aligned terminal tables: per run, the frozen test WER of
+greedy, n-gram beam and rescored decoding (each selected on dev), then the chosen settings per
+run (like wav2letter's collect), then the seed means when there are several seeds, and the best
+run by rescored dev WER (selection on dev, never on test).
+
+With --experiment, the experiment's summary.tsv is read when it covers every run; mid-sweep
+(or when some runs failed) the table is gathered from the runs whose results are on disk, and
+the first line says how many of how many that is. Nothing is written either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from asrsweep.core.common import UserError, cli_main
+from asrsweep.results.run_result import result_of
+from asrsweep.results.summarize import summarize_results
+from asrsweep.experiment.workflow import SweepIndex
+
+STAGES = ("greedy", "ngram_beam", "rescored")
+
+
+def fmt(value) -> str:
+    """A WER as a percentage with two decimals, or '-' when missing."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "-"
+    return "-" if number != number else f"{100 * number:.2f}"
+
+
+def wide(rows: pd.DataFrame, index: list[str]) -> pd.DataFrame:
+    """One line per run: <stage> test WER columns (percent), plus rescored dev WER."""
+    table = rows.pivot_table(index=index, columns="stage", values="test_wer", aggfunc="first", sort=False)
+    out = pd.DataFrame(index=table.index)
+    for stage in STAGES:
+        out[f"{stage} test"] = table[stage].map(fmt) if stage in table else "-"
+    dev = rows[rows["stage"] == "rescored"].set_index(index)["dev_wer"] if "dev_wer" in rows else None
+    out["rescored dev"] = dev.reindex(out.index).map(fmt) if dev is not None else "-"
+    return out.reset_index()
+
+
+def settings_lines(runs: pd.DataFrame) -> list[str]:
+    """'run stage: key=value ...' lines for the settings chosen on dev."""
+    lines = []
+    for _, row in runs[runs["stage"] != "greedy"].iterrows():
+        try:
+            settings = json.loads(row["settings"]) if row["settings"] else {}
+        except json.JSONDecodeError:
+            settings = {}
+        knobs = " ".join(f"{k}={v}" for k, v in sorted(settings.items()))
+        lines.append(f"  {row['run']:<12} {row['stage']:<11} {knobs}")
+    return lines
+
+
+def report(table: pd.DataFrame, varied: list[str]) -> str:
+    """The whole terminal report as one string."""
+    runs = table[table["aggregate"] == "run"]
+    if runs.empty:
+        raise UserError("summary has no run rows; has the workflow finished any run?")
+    parts = ["WER % (test, settings selected on dev)", wide(runs, ["run"] + varied).to_string(index=False), "",
+             "chosen settings per run"] + settings_lines(runs)
+    means = table[table["aggregate"] == "seed_mean"]
+    if not means.empty:
+        keys = [v for v in varied if v != "seed"] + ["n"]
+        parts += ["", "mean over seeds", wide(means.assign(run="mean"), keys).to_string(index=False)]
+    rescored = runs[runs["stage"] == "rescored"].copy()
+    if not rescored.empty:
+        rescored["_dev"] = pd.to_numeric(rescored["dev_wer"], errors="coerce")
+        best = rescored.sort_values("_dev", kind="stable").iloc[0]
+        parts += ["", f"best run by rescored dev WER: {best['run']} (dev {fmt(best['dev_wer'])}, "
+                      f"test {fmt(best['test_wer'])}) settings {best['settings']}"]
+    return "\n".join(parts)
+
+
+def read_summary(path: Path) -> pd.DataFrame:
+    """A summary.tsv as text columns (empty, not NaN, where a value is missing)."""
+    return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+
+
+def gather_finished(index: SweepIndex, name: str) -> tuple[pd.DataFrame, str]:
+    """(summary table of the runs whose results are on disk, a line saying how many)."""
+    runs = index.experiments[name].runs
+    results = [(result_of(name, run.run_id, run.values, index.stages(name, run.run_id)),
+                index.run_dirs()[(name, run.run_id)]) for run in runs if index.run_finished(name, run.run_id)]
+    if not results:
+        raise UserError(f"{name}: no run has finished yet; `asrsweep status` shows where each stands")
+    text = summarize_results(results).to_csv(sep="\t", index=False, na_rep="")
+    note = (f"partial: {len(results)} of {len(runs)} runs finished (summary.tsv is written when all "
+            f"have; `asrsweep status` shows the others)")
+    return read_summary(io.StringIO(text)), note
+
+
+def experiment_table(experiment: str, results: str) -> tuple[pd.DataFrame, str | None]:
+    """The experiment's summary.tsv when it covers every run, else the finished runs gathered."""
+    index = SweepIndex(experiment, results)
+    [name] = index.experiments
+    summary = Path(results) / name / "summary.tsv"
+    if summary.exists():
+        table = read_summary(summary)
+        wanted = {run.run_id for run in index.experiments[name].runs}
+        if set(table.loc[table["aggregate"] == "run", "run"]) == wanted:
+            return table, None
+    return gather_finished(index, name)
+
+
+def run(argv: list[str] | None = None) -> str:
+    """Read the summary (or the finished runs) and print the report."""
+    parser = argparse.ArgumentParser(prog="python -m asrsweep.results.collect", description=__doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--experiment", help="an experiment file")
+    source.add_argument("--summary", type=Path, help="an experiment's summary.tsv")
+    parser.add_argument("--results", default="results", help="results folder (with --experiment)")
+    args = parser.parse_args(argv)
+    note = None
+    if args.experiment:
+        table, note = experiment_table(args.experiment, args.results)
+    elif args.summary.exists():
+        table = read_summary(args.summary)
+    else:
+        raise UserError(f"{args.summary}: file not found; run the workflow (it writes the summary last)")
+    fixed = {"experiment", "run", "aggregate", "stage", "settings", "paths", "n"}
+    first_metric = list(table.columns).index("dev_wer") if "dev_wer" in table.columns else len(table.columns)
+    varied = [c for c in table.columns[:first_metric] if c not in fixed]
+    text = "\n".join([note, report(table, varied)] if note else [report(table, varied)])
+    print(text, flush=True)
+    return text
+
+
+def main(argv: list[str] | None = None) -> str:
+    """Entry point: `run` with UserError -> one line on stderr, exit 2."""
+    return cli_main(run, argv)
+
+
+if __name__ == "__main__":
+    main()
