@@ -24,7 +24,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from asrsweep.decoding.decode_sweep import DecodeConfig, DecodeSweepSpec, run_settings, sweep_settings  # noqa: E402
+from asrsweep.decoding.decode_sweep import run_settings  # noqa: E402
+from asrsweep.decoding.decoder import Setting  # noqa: E402
+from asrsweep.decoding.sweep_space import DecodeConfig, DecodeSweepSpec, sweep_settings  # noqa: E402
 from asrsweep.decoding.decoder import Decoder  # noqa: E402
 from asrsweep.decoding.kneser_ney import estimate, write_arpa  # noqa: E402
 from asrsweep.decoding.make_lexicon import arpa_unigrams, build_lexicon  # noqa: E402
@@ -113,7 +115,7 @@ def main() -> None:
         t0 = time.perf_counter()
         decoder = Decoder(workdir / "lexicon.txt", workdir / "lm.arpa", workdir / "tokens.txt")
         load = time.perf_counter() - t0
-    cfg = DecodeConfig(beam_size=args.beam, sweep=DecodeSweepSpec())
+    cfg = DecodeConfig(Setting(beam_size=args.beam), DecodeSweepSpec())
     settings = sweep_settings(cfg, "bench")
     work = len(settings) * len(logprobs)
     print(f"{len(logprobs)} utts (mean {np.mean([len(x) for x in logprobs]):.0f} frames) × "

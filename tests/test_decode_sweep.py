@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from asrsweep.core.common import UserError
-from asrsweep.decoding.decode_sweep import DecodeConfig, DecodeSweepSpec, main as decode_sweep, sweep_settings
+from asrsweep.decoding.decode_sweep import main as decode_sweep
+from asrsweep.decoding.sweep_space import DecodeConfig, DecodeSweepSpec, sweep_settings
 from asrsweep.decoding.decode_frozen import main as decode_frozen
 from asrsweep.decoding.merge_sweep import main as merge_sweep
 from test_decoder import CAP, DOG_OR_CAT, TOKENS, frames, utterance, write_world

@@ -22,11 +22,20 @@ def pieces_to_text(pieces: Iterable[str]) -> str:
 def ctc_collapse(ids: Sequence[int]) -> list[int]:
     """Greedy CTC post-processing of per-frame argmax ids [T]: merge repeats, drop blanks (0)."""
     out, prev = [], -1
-    for i in ids:
+    for i in map(int, ids):
         if i != prev and i != 0:
-            out.append(int(i))
+            out.append(i)
         prev = i
     return out
+
+
+def read_token_table(path: str | Path) -> list[str]:
+    """tokens.txt: one CTC output token per line, line 0 = blank (the one reader of the file)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").split("\n")
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found; run asrsweep.data.train_tokenizer first") from None
+    return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 def decode_ids(pieces: Sequence[str], ids: Iterable[int]) -> str:
@@ -53,11 +62,10 @@ class Tokens:
 
         tokdir = Path(tokdir)
         model, table = tokdir / "spm.model", tokdir / "tokens.txt"
-        for path in (model, table):
-            if not path.is_file():
-                raise UserError(f"{path}: file not found; run asrsweep.data.train_tokenizer first")
+        if not model.is_file():
+            raise UserError(f"{model}: file not found; run asrsweep.data.train_tokenizer first")
+        pieces = read_token_table(table)
         sp = spm.SentencePieceProcessor(model_file=str(model))
-        pieces = table.read_text(encoding="utf-8").split("\n")[:-1]
         expected = [BLANK] + [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
         if pieces != expected:
             raise UserError(f"{table}: does not match {model}; rerun asrsweep.data.train_tokenizer")

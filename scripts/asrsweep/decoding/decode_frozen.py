@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asrsweep.core.common import UserError, cli_main, load_section, open_outdir, read_json, write_json_atomic
-from asrsweep.decoding.decode_sweep import check_tokens, load_emissions, write_tsv
+from asrsweep.decoding.sweep_table import check_tokens, load_emissions, write_tsv
 from asrsweep.decoding.decoder import Decoder, Hypothesis, Setting, greedy, make_setting
 from asrsweep.decoding.scoring import Score, score
 

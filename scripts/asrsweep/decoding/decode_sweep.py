@@ -1,7 +1,7 @@
 """python -m asrsweep.decoding.decode_sweep --config C --emissions <emissions/k> --lexicon L --arpa A --tokens T --shard i --num-shards n --threads P --out <decode/k>/shards/i-of-n.tsv
 
 Beam-search sweep over decoder settings on the DEV split only (test is never read here).
-The setting list comes from config section `decode` (see `DecodeConfig`) and is deterministic;
+The setting list comes from config section `decode` (see `sweep_space.DecodeConfig`) and is deterministic;
 shard i takes settings i::n, and shard 0 also writes the `greedy` row.  KenLM and the lexicon
 trie are loaded once; P worker processes (forked, so they share them) decode (setting, chunk of
 utterances) tasks; one emission pass serves every setting (icefall's decode.py habit).
@@ -11,125 +11,18 @@ Output: one sweep.tsv row per setting (see SPEC.md), merged by asrsweep.decoding
 from __future__ import annotations
 
 import argparse
-import csv
-import itertools
 import math
 import multiprocessing as mp
-import random
 import time
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
-from asrsweep.core.common import UserError, atomic_write, cli_main, load_section, record_command
-from asrsweep.decoding.decoder import KNOBS, Decoder, Setting, greedy, make_setting
+from asrsweep.core.common import UserError, cli_main, record_command
+from asrsweep.decoding.decoder import Decoder, Setting, greedy
 from asrsweep.decoding.scoring import score
-
-COLUMNS = ["setting", "decoder", *KNOBS, "split", "wer", "cer", "words", "substitutions",
-           "deletions", "insertions", "seconds"]
-INT_KNOBS = ("beam_size", "beam_size_token")
-
-
-@dataclass(frozen=True)
-class DecodeSweepSpec:
-    """Section decode.sweep: method grid (product of the non-empty `grid` lists, in key order) or random
-    (`n` draws, uniform in `ranges` [lo, hi], integers for beam sizes, from `seed`); `shards`
-    = number of sweep jobs the workflow runs (must equal --num-shards)."""
-
-    method: str = "grid"
-    grid: dict = field(default_factory=lambda: {"lm_weight": [0.5, 1.0, 1.5, 2.0, 2.5, 3.0],
-                                                "word_score": [-1.0, 0.0, 1.0, 2.0]})
-    n: int = 24
-    ranges: dict = field(default_factory=lambda: {"lm_weight": [0.0, 3.0], "word_score": [-2.0, 3.0]})
-    seed: int = 0
-    shards: int = 1
-
-
-@dataclass(frozen=True)
-class DecodeConfig:
-    """Section `decode`: the decoder, the default knobs (every setting starts from them), sweep."""
-
-    decoder: str = "lexicon"
-    lm_weight: float = 1.5
-    word_score: float = 1.0
-    unk_score: float | str = "-inf"
-    sil_score: float = 0.0
-    beam_size: int = 50
-    beam_size_token: int = 32
-    beam_threshold: float = 25.0
-    log_add: bool = False
-    sweep: DecodeSweepSpec = field(default_factory=DecodeSweepSpec)
-
-    def base(self, where: str) -> Setting:
-        """The default setting (no sweep overrides)."""
-        return make_setting({f.name: getattr(self, f.name) for f in fields(Setting)}, where)
-
-
-def load_decode_config(path) -> DecodeConfig:
-    """Read section `decode` (nested `sweep` too) strictly."""
-    cfg = load_section(path, "decode", DecodeConfig)
-    if isinstance(cfg.sweep, dict):  # from_mapping resolves nested dataclasses by name
-        from asrsweep.core.common import from_mapping
-        cfg = DecodeConfig(**{**cfg.__dict__, "sweep": from_mapping(DecodeSweepSpec, cfg.sweep, f"{path}: decode.sweep")})
-    return cfg
-
-
-def sweep_settings(cfg: DecodeConfig, where: str) -> list[Setting]:
-    """The deterministic, duplicate-free list of settings the sweep decodes."""
-    base = cfg.base(f"{where}: decode").as_dict()
-    spec = cfg.sweep
-    if spec.method == "grid":
-        for k, values in spec.grid.items():
-            if not isinstance(values, list):
-                raise UserError(f"{where}: decode.sweep.grid.{k}: expected a list of values")
-        axes = {k: v for k, v in spec.grid.items() if v}  # [] = knob not swept (stays at default)
-        combos = [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
-    elif spec.method == "random":
-        combos = _random_combos(spec, where)
-    else:
-        raise UserError(f"{where}: decode.sweep.method: {spec.method!r}; use 'grid' or 'random'")
-    out: list[Setting] = []
-    for combo in combos or [{}]:
-        setting = make_setting({**base, **combo}, f"{where}: decode.sweep")
-        if setting not in out:
-            out.append(setting)
-    return out
-
-
-def _random_combos(spec: DecodeSweepSpec, where: str) -> list[dict]:
-    """`spec.n` draws from `spec.ranges` with random.Random(seed), keys in sorted order."""
-    rng = random.Random(spec.seed)
-    for k, bounds in spec.ranges.items():
-        if not (isinstance(bounds, list) and len(bounds) == 2 and bounds[0] <= bounds[1]):
-            raise UserError(f"{where}: decode.sweep.ranges.{k}: expected [lo, hi] with lo <= hi")
-    combos = []
-    for _ in range(int(spec.n)):
-        combo = {}
-        for k in sorted(spec.ranges):
-            lo, hi = spec.ranges[k]
-            combo[k] = rng.randint(int(lo), int(hi)) if k in INT_KNOBS else round(rng.uniform(lo, hi), 4)
-        combos.append(combo)
-    return combos
-
-
-def load_emissions(emissions_dir: Path, split: str) -> dict:
-    """{"utt_ids", "texts", "logprobs": list of float32 arrays [T, V], "tokens"} of one split."""
-    import torch
-
-    path = Path(emissions_dir) / f"{split}.pt"
-    if not path.is_file():
-        raise UserError(f"{path}: file not found; run asrsweep.acoustic.emissions first")
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    blob["logprobs"] = [np.ascontiguousarray(x.float().numpy()) for x in blob["logprobs"]]
-    return blob
-
-
-def check_tokens(blob: dict, tokens: list[str], where: str) -> None:
-    """Emissions and tokens.txt must describe the same output columns."""
-    if "tokens" in blob and list(blob["tokens"]) != tokens:
-        raise UserError(f"{where}: emissions tokens differ from tokens.txt; mixed runs?")
-
+from asrsweep.decoding.sweep_space import load_decode_config, sweep_settings
+from asrsweep.decoding.sweep_table import COLUMNS, check_tokens, load_emissions, setting_row, write_tsv
 
 # Worker state: set in the parent before forking, so workers share the LM, trie and emissions.
 _STATE: dict = {}
@@ -171,21 +64,6 @@ def _collect(results, hyps, seconds) -> None:
     for si, lo, chunk, secs in results:
         hyps[si][lo:lo + len(chunk)] = chunk
         seconds[si] += secs
-
-
-def setting_row(index, setting: Setting | None, result, seconds: float, split: str = "dev") -> dict:
-    """One sweep.tsv row; `setting=None` is the greedy row (knobs left empty)."""
-    knobs = setting.as_dict() if setting else {"decoder": "greedy", **{k: "" for k in KNOBS}}
-    return {"setting": index, **knobs, "split": split, **result.row(), "seconds": round(seconds, 3)}
-
-
-def write_tsv(path: Path, rows: list[dict], columns: list[str]) -> None:
-    """Tab-separated `rows` with a header, written atomically."""
-    with atomic_write(path) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, columns, delimiter="\t", lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
 
 
 def sweep_shard(decoder: Decoder, blob: dict, settings: list[Setting], shard: int, num_shards: int,

@@ -14,22 +14,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from asrsweep.core.common import UserError
+from asrsweep.core.tokens import ctc_collapse, pieces_to_text, read_token_table
 
-WORD_BOUNDARY = "\u2581"
-KNOBS = ("lm_weight", "word_score", "unk_score", "sil_score", "beam_size", "beam_size_token",
-         "beam_threshold", "log_add")
 DECODERS = ("lexicon", "lexicon_free")
 
 
 @dataclass(frozen=True)
 class Setting:
-    """One decoder setting: wav2letter's knobs.
+    """One decoder setting: wav2letter's knobs. The one definition of them: `KNOBS`, the
+    conversions of `make_setting`, section `decode` and the sweep tables all follow these fields.
 
     decoder: "lexicon" (LexiconDecoder + KenLM word LM) or "lexicon_free" (LexiconFreeDecoder over
     pieces, no LM: flashlight's lexicon-free search needs a token-level LM, and ours is a word LM;
@@ -52,27 +52,31 @@ class Setting:
         return {k: ("-inf" if isinstance(v, float) and math.isinf(v) and v < 0 else v) for k, v in out.items()}
 
 
+_TYPES = typing.get_type_hints(Setting)
+KNOBS = tuple(f.name for f in dataclasses.fields(Setting) if f.name != "decoder")
+INT_KNOBS = tuple(k for k in KNOBS if _TYPES[k] is int)
+
+
+def _convert(kind: type, value):
+    """`value` as a `kind` knob value: "true"/"1" for booleans, "-inf" for floats allowed."""
+    if kind is bool:
+        return value if isinstance(value, bool) else str(value).lower() in ("true", "1")
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise ValueError(value)
+    return kind(value)
+
+
 def make_setting(values: dict, where: str) -> Setting:
     """A `Setting` from a mapping (decoder, knobs), type-checked; strings like "-inf" allowed."""
-    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(Setting)})
+    unknown = sorted(set(values) - set(_TYPES))
     if unknown:
         raise UserError(f"{where}: unknown decode key(s) {', '.join(unknown)}; known: decoder, {', '.join(KNOBS)}")
     kw = {}
-    for f in dataclasses.fields(Setting):
-        if f.name not in values:
-            continue
-        v = values[f.name]
+    for name, value in values.items():
         try:
-            if f.name == "decoder":
-                kw[f.name] = str(v)
-            elif f.name == "log_add":
-                kw[f.name] = v if isinstance(v, bool) else str(v).lower() in ("true", "1")
-            elif f.name in ("beam_size", "beam_size_token"):
-                kw[f.name] = int(v)
-            else:
-                kw[f.name] = float(v)
+            kw[name] = _convert(_TYPES[name], value)
         except (TypeError, ValueError):
-            raise UserError(f"{where}: {f.name}: {v!r} is not a valid value") from None
+            raise UserError(f"{where}: {name}: {value!r} is not a valid value") from None
     setting = Setting(**kw)
     if setting.decoder not in DECODERS:
         raise UserError(f"{where}: decoder: {setting.decoder!r}; use one of {', '.join(DECODERS)}")
@@ -96,36 +100,11 @@ class Hypothesis:
         return " ".join(self.words)
 
 
-def read_tokens(path: str | Path) -> list[str]:
-    """tokens.txt: one CTC output token per line, line 0 = blank."""
-    try:
-        tokens = Path(path).read_text(encoding="utf-8").split("\n")
-    except FileNotFoundError:
-        raise UserError(f"{path}: file not found (tokens.txt of the tokenizer stage)") from None
-    return tokens[:-1] if tokens and tokens[-1] == "" else tokens
-
-
-def pieces_to_words(pieces: list[str]) -> list[str]:
-    """Join sentencepiece pieces into words ("▁" starts a word)."""
-    return "".join(pieces).replace(WORD_BOUNDARY, " ").split()
-
-
-def collapse(ids) -> list[int]:
-    """CTC collapse of a per-frame id sequence [T]: merge repeats, drop blank 0."""
-    out, prev = [], -1
-    for i in ids:
-        i = int(i)
-        if i != prev and i != 0:
-            out.append(i)
-        prev = i
-    return out
-
-
 def greedy(logprobs: np.ndarray, tokens: list[str]) -> Hypothesis:
     """Best-path CTC decoding of log-probs [T, V]."""
-    best = collapse(np.argmax(logprobs, axis=1)) if len(logprobs) else []
+    best = ctc_collapse(np.argmax(logprobs, axis=1)) if len(logprobs) else []
     am = float(np.max(logprobs, axis=1).sum()) if len(logprobs) else 0.0
-    return Hypothesis(pieces_to_words([tokens[i] for i in best]), best, am, am, 0.0)
+    return Hypothesis(pieces_to_text(tokens[i] for i in best).split(), best, am, am, 0.0)
 
 
 class Decoder:
@@ -139,7 +118,7 @@ class Decoder:
         from flashlight.lib.text.decoder.kenlm import KenLM
         from flashlight.lib.text.dictionary import Dictionary, create_word_dict, load_words
 
-        self.tokens = read_tokens(tokens)
+        self.tokens = read_token_table(tokens)
         for path in (lexicon, arpa):
             if not Path(path).is_file():
                 raise UserError(f"{path}: file not found")
@@ -205,9 +184,9 @@ class Decoder:
 
     def _hypothesis(self, r) -> Hypothesis:
         """Convert a flashlight DecodeResult (per-frame words/tokens, -1 = none)."""
-        toks = collapse(t for t in r.tokens if t >= 0)
+        toks = ctc_collapse([t for t in r.tokens if t >= 0])
         if isinstance(r.words, list) and any(w >= 0 for w in r.words):
             words = [self.word_dict.get_entry(w) for w in r.words if w >= 0]
         else:
-            words = pieces_to_words([self.tokens[t] for t in toks])
+            words = pieces_to_text(self.tokens[t] for t in toks).split()
         return Hypothesis(words, toks, float(r.score), float(r.emittingModelScore), float(r.lmScore))

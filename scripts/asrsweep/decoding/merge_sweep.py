@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from asrsweep.core.common import UserError, cli_main, record_command, write_json_atomic
-from asrsweep.decoding.decode_sweep import COLUMNS, write_tsv
+from asrsweep.decoding.sweep_table import COLUMNS, write_tsv
 from asrsweep.decoding.decoder import KNOBS, make_setting
 
 TIE_BREAK = "lowest dev WER; ties: lower dev CER, then smaller lm_weight, then earlier setting"

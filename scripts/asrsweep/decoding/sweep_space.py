@@ -1,0 +1,87 @@
+"""The settings a decoder sweep decodes: section `decode` read strictly, expanded into `Setting`s.
+
+Library module (no CLI), used by `python -m asrsweep.decoding.decode_sweep --config C ...`.
+The decoder's knobs are the fields of `decoder.Setting` and nothing else: section `decode` is
+those fields (the defaults every setting starts from) plus `sweep`, which says how they vary.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass, field
+
+from asrsweep.core.common import UserError, from_mapping, read_json
+from asrsweep.decoding.decoder import INT_KNOBS, Setting, make_setting
+
+
+@dataclass(frozen=True)
+class DecodeSweepSpec:
+    """Section decode.sweep: method grid (product of the non-empty `grid` lists, in key order) or random
+    (`n` draws, uniform in `ranges` [lo, hi], integers for beam sizes, from `seed`); `shards`
+    = number of sweep jobs the workflow runs (must equal --num-shards)."""
+
+    method: str = "grid"
+    grid: dict = field(default_factory=lambda: {"lm_weight": [0.5, 1.0, 1.5, 2.0, 2.5, 3.0],
+                                                "word_score": [-1.0, 0.0, 1.0, 2.0]})
+    n: int = 24
+    ranges: dict = field(default_factory=lambda: {"lm_weight": [0.0, 3.0], "word_score": [-2.0, 3.0]})
+    seed: int = 0
+    shards: int = 1
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """Section `decode`: the base setting (every swept setting starts from it) and the sweep."""
+
+    base: Setting = field(default_factory=Setting)
+    sweep: DecodeSweepSpec = field(default_factory=DecodeSweepSpec)
+
+
+def load_decode_config(path) -> DecodeConfig:
+    """Read section `decode` of the stage config at `path` strictly (unknown keys are errors)."""
+    section = read_json(path).get("decode")
+    where = f"{path}: decode"
+    if not isinstance(section, dict):
+        raise UserError(f"{where}: missing section or not a mapping")
+    knobs = {k: v for k, v in section.items() if k != "sweep"}
+    sweep = from_mapping(DecodeSweepSpec, section.get("sweep", {}), f"{where}.sweep")
+    return DecodeConfig(make_setting(knobs, where), sweep)
+
+
+def sweep_settings(cfg: DecodeConfig, where: str) -> list[Setting]:
+    """The deterministic, duplicate-free list of settings the sweep decodes."""
+    base = cfg.base.as_dict()
+    spec = cfg.sweep
+    if spec.method == "grid":
+        for k, values in spec.grid.items():
+            if not isinstance(values, list):
+                raise UserError(f"{where}: decode.sweep.grid.{k}: expected a list of values")
+        axes = {k: v for k, v in spec.grid.items() if v}  # [] = knob not swept (stays at default)
+        combos = [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
+    elif spec.method == "random":
+        combos = _random_combos(spec, where)
+    else:
+        raise UserError(f"{where}: decode.sweep.method: {spec.method!r}; use 'grid' or 'random'")
+    out: list[Setting] = []
+    for combo in combos or [{}]:
+        setting = make_setting({**base, **combo}, f"{where}: decode.sweep")
+        if setting not in out:
+            out.append(setting)
+    return out
+
+
+def _random_combos(spec: DecodeSweepSpec, where: str) -> list[dict]:
+    """`spec.n` draws from `spec.ranges` with random.Random(seed), keys in sorted order."""
+    rng = random.Random(spec.seed)
+    for k, bounds in spec.ranges.items():
+        if not (isinstance(bounds, list) and len(bounds) == 2 and bounds[0] <= bounds[1]):
+            raise UserError(f"{where}: decode.sweep.ranges.{k}: expected [lo, hi] with lo <= hi")
+    combos = []
+    for _ in range(int(spec.n)):
+        combo = {}
+        for k in sorted(spec.ranges):
+            lo, hi = spec.ranges[k]
+            combo[k] = rng.randint(int(lo), int(hi)) if k in INT_KNOBS else round(rng.uniform(lo, hi), 4)
+        combos.append(combo)
+    return combos
