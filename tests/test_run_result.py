@@ -64,3 +64,19 @@ def test_runs_dir_must_belong_to_the_experiment(write_experiment, tmp_path, in_r
         cli_main(run_result, ["--experiment", str(exp), "--runs-dir", str(tmp_path / "r" / "other" / "runs")])
     assert "expected <results>/orders/runs" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_nested_experiment_names_write_their_run_folders(tmp_path, monkeypatch):
+    """config/experiments/asr/lr.yaml -> R/asr/lr/runs (a nested name failed at this last step)."""
+    monkeypatch.chdir(tmp_path)
+    exp = tmp_path / "config" / "experiments" / "asr" / "lr.yaml"
+    exp.parent.mkdir(parents=True)
+    exp.write_text(EXPERIMENT)
+    index = SweepIndex("config/experiments/asr/lr.yaml", "r")
+    assert list(index.experiments) == ["asr/lr"]
+    fake_stage_outputs(index, "asr/lr")
+    run_result(["--experiment", "config/experiments/asr/lr.yaml", "--runs-dir", "r/asr/lr/runs"])
+    runs = tmp_path / "r" / "asr" / "lr" / "runs"
+    assert sorted(p.name for p in runs.iterdir()) == ["order=2", "order=3"]  # and no stray command.sh
+    with pytest.raises(SystemExit):
+        run_result(["--experiment", "config/experiments/asr/lr.yaml", "--runs-dir", "r/lr/runs"])

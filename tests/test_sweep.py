@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from asrsweep.experiment.sweep import (deep_merge, flatten, load_experiment, make_run_id, stage_config,
-                            undot)
+from asrsweep.experiment.nested import deep_merge, flatten, undot
+from asrsweep.experiment.sweep import load_experiment, make_run_id, stage_config
 
 
 def test_deep_merge_merges_mappings_and_replaces_scalars_and_lists():

@@ -61,7 +61,7 @@ def test_duplicate_run_ids_are_refused(write_experiment, in_repo):
 
 def test_cli_prints_one_line_and_no_traceback(write_experiment, in_repo):
     path = write_experiment("variables: {train.lrr: [1]}\n")
-    proc = subprocess.run([sys.executable, "-m", "asrsweep.experiment.sweep", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "asrsweep.experiment.write_matrix", str(path)],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr

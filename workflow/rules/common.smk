@@ -9,7 +9,7 @@ from snakemake.utils import validate
 
 from asrsweep.core.common import UserError
 from asrsweep.experiment.validate import schema_path, validate_workflow_config
-from asrsweep.experiment.workflow import STAGE_OUTPUTS, SweepIndex, environment_first_on_path, guard
+from asrsweep.experiment.workflow import SweepIndex, environment_first_on_path, guard
 
 try:
     validate_workflow_config(config)  # one readable line for a bad key or value

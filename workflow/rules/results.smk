@@ -12,7 +12,7 @@ rule write_matrix:
         f"{RESULTS}/{{exp}}/logs/write_matrix.log",
     localrule: True
     shell:
-        "python -m asrsweep.experiment.sweep {params.experiment:q} --out {output:q} > {log:q} 2>&1"
+        "python -m asrsweep.experiment.write_matrix {params.experiment:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule run_result:

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asrsweep.core.common import UserError, cli_main, load_section, open_outdir, read_json, write_json_atomic
-from asrsweep.decoding.sweep_table import check_tokens, load_emissions, write_tsv
+from asrsweep.core.tsv import write_tsv
+from asrsweep.decoding.sweep_table import check_tokens, load_emissions
 from asrsweep.decoding.decoder import Decoder, Hypothesis, Setting, greedy, make_setting
 from asrsweep.decoding.scoring import Score, score
 
@@ -89,10 +90,10 @@ def decode_split(decoder: Decoder, setting: Setting, blob: dict, size: int, thre
                  split: str) -> tuple[Score, Score]:
     """Write the split's n-best list and 1-best hypotheses; (beam score, greedy score)."""
     lists = nbest_lists(decoder, setting, blob["logprobs"], size, threads)
-    write_tsv(outdir / f"{split}.tsv", nbest_rows(list(blob["utt_ids"]), lists), NBEST_COLUMNS)
+    write_tsv(outdir / f"{split}.tsv", NBEST_COLUMNS, nbest_rows(list(blob["utt_ids"]), lists))
     best = [hyps[0].text for hyps in lists]
     result = score(list(blob["texts"]), best)
-    write_tsv(outdir / f"hyps_{split}.tsv", hyp_rows(blob, best, result), HYP_COLUMNS)
+    write_tsv(outdir / f"hyps_{split}.tsv", HYP_COLUMNS, hyp_rows(blob, best, result))
     greedy_hyps = [greedy(lp, decoder.tokens).text for lp in blob["logprobs"]]
     return result, score(list(blob["texts"]), greedy_hyps)
 
@@ -110,7 +111,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
+def run(argv: list[str] | None = None) -> None:
     """Parse flags; decode dev and test with the frozen setting; write the results."""
     args = parse_args(argv)
     cfg = load_section(args.config, "nbest", NbestConfig)
@@ -139,5 +140,11 @@ def main(argv: list[str] | None = None) -> None:
     write_json_atomic(args.outdir / "test.json", out)
 
 
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: `run` with UserError -> one line on stderr, exit 2."""
+    return cli_main(run, argv)
+
+
 if __name__ == "__main__":
-    cli_main(main)
+    main()

@@ -22,7 +22,8 @@ from asrsweep.core.common import UserError, cli_main, record_command
 from asrsweep.decoding.decoder import Decoder, Setting, greedy
 from asrsweep.decoding.scoring import score
 from asrsweep.decoding.sweep_space import load_decode_config, sweep_settings
-from asrsweep.decoding.sweep_table import COLUMNS, check_tokens, load_emissions, setting_row, write_tsv
+from asrsweep.core.tsv import write_tsv
+from asrsweep.decoding.sweep_table import COLUMNS, check_tokens, load_emissions, setting_row
 
 # Worker state: set in the parent before forking, so workers share the LM, trie and emissions.
 _STATE: dict = {}
@@ -97,7 +98,7 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
+def run(argv: list[str] | None = None) -> None:
     """Decode the dev split with this shard's settings and write the shard table."""
     args = parse_args(argv)
     cfg = load_decode_config(args.config)
@@ -116,12 +117,18 @@ def main(argv: list[str] | None = None) -> None:
     check_tokens(blob, decoder.tokens, str(args.emissions))
     loaded = time.perf_counter()
     rows = sweep_shard(decoder, blob, settings, args.shard, args.num_shards, args.threads)
-    write_tsv(args.out, rows, COLUMNS)
+    write_tsv(args.out, COLUMNS, rows)
     n = len(rows) - (args.shard == 0)
     print(f"decode_sweep: shard {args.shard}/{args.num_shards}: {n} settings x {len(blob['utt_ids'])} "
           f"dev utts in {time.perf_counter() - loaded:.1f}s (+{loaded - start:.1f}s loading) -> {args.out}",
           flush=True)
 
 
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: `run` with UserError -> one line on stderr, exit 2."""
+    return cli_main(run, argv)
+
+
 if __name__ == "__main__":
-    cli_main(main)
+    main()

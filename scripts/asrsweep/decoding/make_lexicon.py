@@ -59,7 +59,7 @@ def build_lexicon(tokens, words: list[str]) -> tuple[list[tuple[str, list[str]]]
     return entries, skipped
 
 
-def main(argv: list[str] | None = None) -> None:
+def run(argv: list[str] | None = None) -> None:
     """Parse flags and write <outdir>/lexicon.txt."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokenizer", required=True, type=Path, help="dir with spm.model + tokens.txt")
@@ -78,5 +78,11 @@ def main(argv: list[str] | None = None) -> None:
           f"{' '.join(skipped[:10])})", flush=True)
 
 
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: `run` with UserError -> one line on stderr, exit 2."""
+    return cli_main(run, argv)
+
+
 if __name__ == "__main__":
-    cli_main(main)
+    main()

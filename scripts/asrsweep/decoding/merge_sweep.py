@@ -10,12 +10,12 @@ lm_weight, then earlier setting in the sweep order.  Checks that the shards are 
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 from pathlib import Path
 
 from asrsweep.core.common import UserError, cli_main, record_command, write_json_atomic
-from asrsweep.decoding.sweep_table import COLUMNS, write_tsv
+from asrsweep.core.tsv import read_tsv, write_tsv
+from asrsweep.decoding.sweep_table import COLUMNS
 from asrsweep.decoding.decoder import KNOBS, make_setting
 
 TIE_BREAK = "lowest dev WER; ties: lower dev CER, then smaller lm_weight, then earlier setting"
@@ -26,8 +26,7 @@ def read_shard(path: Path) -> list[dict]:
     """Rows of one shard table."""
     if not path.is_file():
         raise UserError(f"{path}: file not found (a decode_sweep shard)")
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t"))
+    rows = read_tsv(path)
     if rows and list(rows[0]) != COLUMNS:
         raise UserError(f"{path}: columns {list(rows[0])} differ from {COLUMNS}")
     return rows
@@ -75,7 +74,7 @@ def best_on_dev(rows: list[dict]) -> dict:
             "greedy": {"dev_wer": float(greedy["wer"]), "dev_cer": float(greedy["cer"])}}
 
 
-def main(argv: list[str] | None = None) -> None:
+def run(argv: list[str] | None = None) -> None:
     """Parse flags, write sweep.tsv and best_on_dev.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shards", required=True, nargs="+", type=Path, help="all i-of-n.tsv tables")
@@ -86,11 +85,17 @@ def main(argv: list[str] | None = None) -> None:
     best = best_on_dev(rows)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     record_command(args.out_dir)
-    write_tsv(args.out_dir / "sweep.tsv", rows, COLUMNS)
+    write_tsv(args.out_dir / "sweep.tsv", COLUMNS, rows)
     write_json_atomic(args.out_dir / "best_on_dev.json", best)
     print(f"merge_sweep: {len(rows) - 1} settings; best #{best['index']} dev WER {best['dev_wer']:.4f} "
           f"(greedy {best['greedy']['dev_wer']:.4f})", flush=True)
 
 
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: `run` with UserError -> one line on stderr, exit 2."""
+    return cli_main(run, argv)
+
+
 if __name__ == "__main__":
-    cli_main(main)
+    main()

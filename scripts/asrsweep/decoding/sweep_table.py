@@ -7,12 +7,11 @@ on dev: the setting's knobs, then its scores.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 
-from asrsweep.core.common import UserError, atomic_write
+from asrsweep.core.common import UserError
 from asrsweep.decoding.decoder import KNOBS, Setting
 
 COLUMNS = ["setting", "decoder", *KNOBS, "split", "wer", "cer", "words", "substitutions",
@@ -41,12 +40,3 @@ def setting_row(index, setting: Setting | None, result, seconds: float, split: s
     """One sweep.tsv row; `setting=None` is the greedy row (knobs left empty)."""
     knobs = setting.as_dict() if setting else {"decoder": "greedy", **{k: "" for k in KNOBS}}
     return {"setting": index, **knobs, "split": split, **result.row(), "seconds": round(seconds, 3)}
-
-
-def write_tsv(path: Path, rows: list[dict], columns: list[str]) -> None:
-    """Tab-separated `rows` with a header, written atomically."""
-    with atomic_write(path) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, columns, delimiter="\t", lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)

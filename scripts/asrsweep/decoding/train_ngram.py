@@ -82,7 +82,7 @@ def train(cfg: NgramConfig, text: Path, out: Path) -> dict:
     return {"estimator": cfg.estimator, "order": cfg.order, "seconds": time.perf_counter() - start}
 
 
-def main(argv: list[str] | None = None) -> None:
+def run(argv: list[str] | None = None) -> None:
     """Parse flags and write <outdir>/lm.arpa."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="stage config.json (section ngram)")
@@ -100,5 +100,11 @@ def main(argv: list[str] | None = None) -> None:
           f"-> {args.outdir / 'lm.arpa'}", flush=True)
 
 
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: `run` with UserError -> one line on stderr, exit 2."""
+    return cli_main(run, argv)
+
+
 if __name__ == "__main__":
-    cli_main(main)
+    main()

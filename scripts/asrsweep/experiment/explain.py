@@ -1,4 +1,6 @@
-"""List every setting of a recipe or experiment: `asrsweep explain config/experiments/demo.yaml`.
+"""python -m asrsweep.experiment.explain config/experiments/demo.yaml   (`asrsweep explain E.yaml`)
+
+List every setting of a recipe or experiment.
 
 For each dotted key: the value, the recipe default and the schema's description; keys the
 experiment changes (controls) or varies (variables, zip, presets, seeds) are marked.
@@ -15,7 +17,8 @@ from typing import Any
 
 from asrsweep.core.common import UserError, cli_main
 from asrsweep.experiment.configio import load_yaml
-from asrsweep.experiment.sweep import flatten, load_experiment, undot
+from asrsweep.experiment.nested import flatten, undot
+from asrsweep.experiment.sweep import load_experiment
 from asrsweep.experiment.validate import load_schema, schema_keys, validate_resolved
 
 
@@ -72,9 +75,9 @@ def explain(path: Path) -> list[tuple[str, str, str, str, str]]:
     return rows(data, {})
 
 
-def main(argv: list[str] | None = None) -> None:
+def run(argv: list[str] | None = None) -> None:
     """Print every setting with its value, default and description."""
-    parser = argparse.ArgumentParser(prog="asrsweep explain", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="asrsweep explain", description=run.__doc__)
     parser.add_argument("path", type=Path, nargs="?", help="recipe or experiment YAML")
     parser.add_argument("--render-recipe", action="store_true",
                         help="print the default recipe rendered from the schema")
@@ -94,5 +97,11 @@ def main(argv: list[str] | None = None) -> None:
         print("  ".join(cells) + "  " + row[4])
 
 
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: `run` with UserError -> one line on stderr, exit 2."""
+    return cli_main(run, argv)
+
+
 if __name__ == "__main__":
-    cli_main(main)
+    main()

@@ -1,4 +1,6 @@
-"""Preview an experiment without writing anything: `asrsweep plan config/experiments/demo.yaml`.
+"""python -m asrsweep.experiment.plan config/experiments/demo.yaml [--results results]   (`asrsweep plan E.yaml`)
+
+Preview an experiment without writing anything.
 
 Prints every run with its varied values and its state on disk (new, pending, done or changed,
 with what changed), then the number of jobs per stage: distinct stage folders, how many are
@@ -13,7 +15,8 @@ from pathlib import Path
 
 from asrsweep.core.common import cli_main
 from asrsweep.experiment.sweep import format_value
-from asrsweep.experiment.workflow import STAGE_OUTPUTS, SweepIndex, run_state
+from asrsweep.core.stages import STAGES
+from asrsweep.experiment.workflow import SweepIndex, run_state
 
 
 def run_lines(index: SweepIndex) -> list[str]:
@@ -31,7 +34,7 @@ def run_lines(index: SweepIndex) -> list[str]:
 def stage_lines(index: SweepIndex) -> list[str]:
     """One line per stage: jobs (distinct folders), done, to run, runs per folder."""
     lines = [f"  {'stage':10} {'jobs':>5} {'done':>5} {'to run':>6}  shared by"]
-    for stage, output in STAGE_OUTPUTS.items():
+    for stage, output in ((s.name, s.output) for s in STAGES):
         uses = Counter((name, run.keys[stage]) for name, exp in index.experiments.items()
                        for run in exp.runs)
         done = sum((index.stage_dir(name, stage, key) / output).exists() for name, key in uses)
@@ -41,9 +44,9 @@ def stage_lines(index: SweepIndex) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> None:
+def run(argv: list[str] | None = None) -> None:
     """Print the runs of the experiment(s) and the jobs per stage; write nothing."""
-    parser = argparse.ArgumentParser(prog="asrsweep plan", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="asrsweep plan", description=run.__doc__)
     parser.add_argument("experiments", nargs="+", type=Path)
     parser.add_argument("--results", default="results", help="results root (default: results)")
     args = parser.parse_args(argv)
@@ -55,5 +58,11 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(stage_lines(index)))
 
 
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: `run` with UserError -> one line on stderr, exit 2."""
+    return cli_main(run, argv)
+
+
 if __name__ == "__main__":
-    cli_main(main)
+    main()

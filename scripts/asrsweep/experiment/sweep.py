@@ -1,4 +1,4 @@
-"""Expand an experiment file into its runs: `python -m asrsweep.experiment.sweep config/experiments/demo.yaml`.
+"""Expand an experiment file into its runs (library; `python -m asrsweep.experiment.write_matrix E.yaml` prints them).
 
 An experiment file names a base recipe and says what varies:
 
@@ -11,14 +11,12 @@ An experiment file names a base recipe and says what varies:
 
 Every row of the product is a run with a readable id built from the values that vary. Each
 stage's artifacts are keyed by a hash of the config sections that stage depends on
-(`STAGE_SECTIONS`), so runs that differ only downstream share upstream jobs.
-Printing the matrix as TSV is this module's CLI; the workflow imports `load_experiment`.
+(`asrsweep.core.stages`), so runs that differ only downstream share upstream jobs.
+The workflow, plan, explain and status import `load_experiment`.
 """
 
 from __future__ import annotations
 
-import argparse
-import copy
 import dataclasses
 import hashlib
 import itertools
@@ -27,28 +25,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from asrsweep.core.common import UserError, cli_main, write_text_atomic
+from asrsweep.core.common import UserError
 from asrsweep.experiment.configio import load_yaml, recipe_path
+from asrsweep.core.stages import BY_NAME, SECTIONS, STAGES
+from asrsweep.experiment.nested import deep_merge, undot
 from asrsweep.experiment.validate import check_experiment, validate_resolved
 
-# stage -> config sections its artifacts depend on (cumulative over its upstream stages).
-STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
-    "data": ("data",),
-    "features": ("data", "features"),
-    "tokenizer": ("data", "tokenizer"),
-    "train": ("seed", "data", "features", "tokenizer", "model", "train"),
-    "ngram": ("data", "ngram"),
-    "lexicon": ("data", "tokenizer", "ngram"),
-    "decode": ("seed", "data", "features", "tokenizer", "model", "train", "ngram", "decode"),
-    "lm": ("seed", "data", "lm"),
-    "nbest": ("seed", "data", "features", "tokenizer", "model", "train", "ngram", "decode", "nbest"),
-    "lmscore": ("seed", "data", "features", "tokenizer", "model", "train", "ngram", "decode",
-                "nbest", "lm"),
-    "rescore": ("seed", "data", "features", "tokenizer", "model", "train", "ngram", "decode",
-                "nbest", "lm", "rescore"),
-}
-# Stages whose folder is the same as another's key (emissions are made per trained model).
-KEY_ALIASES = {"emissions": "train"}
 # Train settings that say how long to train and how often to report, not what the first steps
 # compute: runs differing only in these share a checkpoint folder, so raising max_steps of a
 # finished run (with --config overwrite=true) continues from its last checkpoint.
@@ -75,46 +57,6 @@ class Experiment:
     name: str
     recipe: Path
     runs: list[Run]
-
-
-def deep_merge(base: dict, override: dict) -> dict:
-    """Return `base` updated by `override`: mappings merge deeply; scalars and lists replace."""
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def undot(dotted: dict[str, Any]) -> dict:
-    """Turn {"train.lr": 1} (or nested mappings, or a mix) into a nested mapping."""
-    nested: dict = {}
-    for key, value in dotted.items():
-        parts = str(key).split(".")
-        node = nested
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        if isinstance(value, dict):
-            value = undot(value)
-        if isinstance(node.get(parts[-1]), dict) and isinstance(value, dict):
-            node[parts[-1]] = deep_merge(node[parts[-1]], value)
-        else:
-            node[parts[-1]] = value
-    return nested
-
-
-def flatten(nested: dict, prefix: str = "") -> dict[str, Any]:
-    """Turn a nested mapping into {"dotted.key": leaf value}."""
-    flat: dict[str, Any] = {}
-    for key, value in nested.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, dotted + "."))
-        else:
-            flat[dotted] = value
-    return flat
 
 
 def format_value(value: Any) -> str:
@@ -152,19 +94,21 @@ def make_run_id(values: dict[str, Any]) -> str:
 
 
 def stage_keys(config: dict) -> dict[str, str]:
-    """Hash the sections each stage depends on: equal settings -> equal key -> shared job."""
+    """Hash what each stage reads: equal settings -> equal key -> shared job."""
     keys = {}
-    for stage, sections in STAGE_SECTIONS.items():
-        blob = json.dumps({s: config.get(s) for s in sections}, sort_keys=True, default=str)
-        keys[stage] = hashlib.sha1(blob.encode()).hexdigest()[:10]
-    keys.update({alias: keys[target] for alias, target in KEY_ALIASES.items()})
+    for stage in STAGES:
+        if stage.keyed_like:
+            keys[stage.name] = keys[stage.keyed_like]
+        else:
+            blob = json.dumps(stage_config(config, stage.name), sort_keys=True, default=str)
+            keys[stage.name] = hashlib.sha1(blob.encode()).hexdigest()[:10]
     return keys
 
 
 def checkpoint_key(config: dict) -> str:
     """Hash of the training sections without the `CHECKPOINT_NEUTRAL` settings."""
     train = {k: v for k, v in config.get("train", {}).items() if k not in CHECKPOINT_NEUTRAL}
-    blob = {s: config.get(s) for s in STAGE_SECTIONS["train"]} | {"train": train}
+    blob = stage_config(config, "train") | {"train": train}
     return hashlib.sha1(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
@@ -181,8 +125,7 @@ def assign_checkpoint_keys(runs: list[Run]) -> None:
 
 def stage_config(config: dict, stage: str) -> dict:
     """The part of a resolved config that stage `stage` reads (its `--config` file)."""
-    stage = KEY_ALIASES.get(stage, stage)
-    return {s: config[s] for s in STAGE_SECTIONS[stage] if s in config}
+    return {s: config[s] for s in SECTIONS[BY_NAME[stage].keyed_like or stage] if s in config}
 
 
 def experiment_name(path: Path, root: Path | None = None) -> str:
@@ -253,29 +196,3 @@ def load_experiment(path: str | Path, root: Path | None = None) -> Experiment:
     for run in runs:
         validate_resolved(run.config, f"{path} (run {run.run_id})")
     return Experiment(path, experiment_name(path, root), recipe_file, runs)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Print (or write) the run matrix of an experiment as TSV: run id, then the varied values."""
-    parser = argparse.ArgumentParser(prog="python -m asrsweep.experiment.sweep", description=main.__doc__)
-    parser.add_argument("experiment", type=Path)
-    parser.add_argument("--out", type=Path, help="write matrix.tsv here instead of stdout")
-    args = parser.parse_args(argv)
-    table = matrix_tsv(load_experiment(args.experiment))
-    if args.out:
-        write_text_atomic(args.out, table)
-    else:
-        print(table, end="")
-
-
-def matrix_tsv(exp: Experiment) -> str:
-    """`matrix.tsv`: one line per run, its id and the value of every varied key."""
-    columns = list(dict.fromkeys(k for run in exp.runs for k in run.values))
-    lines = ["\t".join(["run", *columns])]
-    for run in exp.runs:
-        lines.append("\t".join([run.run_id, *(format_value(run.values.get(c, "")) for c in columns)]))
-    return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":
-    cli_main(main)

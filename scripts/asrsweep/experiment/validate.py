@@ -18,6 +18,7 @@ import jsonschema
 
 from asrsweep.core.common import UserError
 from asrsweep.experiment.configio import load_yaml, repo_root
+from asrsweep.experiment.nested import flatten, undot
 
 EXPERIMENT_KEYS = ("description", "recipe", "controls", "variables", "zip", "presets", "seeds")
 PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
@@ -138,8 +139,6 @@ def _check_value(where: str, key: str, value: Any, known: dict, problems: _Probl
 
 def _dotted(mapping: Any, where: str, problems: _Problems) -> dict[str, Any]:
     """Overrides as {dotted key: value}; nested mappings are walked down to known leaves."""
-    from asrsweep.experiment.sweep import flatten, undot
-
     if not isinstance(mapping, dict):
         problems.add(where, f"expected a mapping of settings, got {type(mapping).__name__}")
         return {}

@@ -13,21 +13,10 @@ import sys
 from pathlib import Path
 
 from asrsweep.core.common import UserError
+from asrsweep.core.stages import STAGES, result_files
 from asrsweep.experiment.configio import parse_yaml
-from asrsweep.experiment.sweep import Run, flatten, load_experiment, stage_config
-
-# Stage -> the file whose existence means the stage is done (also listed in stages.json).
-STAGE_OUTPUTS = {
-    "data": "train.tsv", "features": "train.pt", "tokenizer": "tokens.txt",
-    "train": "model.pt", "emissions": "test.pt", "ngram": "lm.arpa", "lexicon": "lexicon.txt",
-    "decode": "best_on_dev.json", "lm": "lm.json", "nbest": "test.json", "lmscore": "test.tsv",
-    "rescore": "test.json",
-}
-
-# The files `asrsweep.results.run_result` reads per run (sweep.tsv comes with decode's best_on_dev.json).
-RESULT_INPUTS = (("train", "train.json"), ("decode", "best_on_dev.json"), ("nbest", "test.json"),
-                 ("lm", "lm.json"), ("rescore", "test.json"))
-
+from asrsweep.experiment.nested import flatten
+from asrsweep.experiment.sweep import Run, load_experiment, stage_config
 
 class SweepIndex:
     """All runs of the requested experiments and their stage folders under `results`."""
@@ -85,14 +74,14 @@ class SweepIndex:
         return all(path.exists() for path in self._result_files(exp, self.run(exp, run_id)))
 
     def _result_files(self, exp: str, run: Run) -> list[Path]:
-        """The RESULT_INPUTS files of one run."""
-        return [self.stage_dir(exp, stage, run.keys[stage]) / filename for stage, filename in RESULT_INPUTS]
+        """The leaf result files (`core.stages`) of one run."""
+        return [self.stage_dir(exp, stage, run.keys[stage]) / filename for stage, filename in result_files()]
 
     def stages(self, exp: str, run_id: str) -> dict[str, str]:
-        """{stage: main output path} of a run (sorted by stage), for `asrsweep status`."""
+        """{stage: main output path} of a run, in pipeline order, for `asrsweep status`."""
         run = self.run(exp, run_id)
-        return {stage: str(self.stage_dir(exp, stage, run.keys[stage]) / STAGE_OUTPUTS[stage])
-                for stage in sorted(STAGE_OUTPUTS)}
+        return {stage.name: str(self.stage_dir(exp, stage.name, run.keys[stage.name]) / stage.output)
+                for stage in STAGES}
 
 
 def config_changes(old: dict, new: dict) -> list[str]:

@@ -15,9 +15,9 @@ from asrsweep.core.common import UserError, cli_main, write_json_atomic, write_t
 from asrsweep.experiment.configio import dump_yaml
 
 
-def main(argv: list[str] | None = None) -> None:
+def run(argv: list[str] | None = None) -> None:
     """Write `--json` to `--out` (JSON or YAML by the suffix), atomically."""
-    parser = argparse.ArgumentParser(prog="python -m asrsweep.experiment.write_config", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m asrsweep.experiment.write_config", description=run.__doc__)
     parser.add_argument("--json", required=True, help="the config as JSON text")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
@@ -31,5 +31,11 @@ def main(argv: list[str] | None = None) -> None:
         write_json_atomic(args.out, config)
 
 
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: `run` with UserError -> one line on stderr, exit 2."""
+    return cli_main(run, argv)
+
+
 if __name__ == "__main__":
-    cli_main(main)
+    main()

@@ -21,11 +21,10 @@ from pathlib import Path
 import pandas as pd
 
 from asrsweep.core.common import UserError, cli_main
-from asrsweep.results.run_result import result_of
-from asrsweep.results.summarize import summarize_results
+from asrsweep.core.stages import RESULT_STAGES
 from asrsweep.experiment.workflow import SweepIndex
-
-STAGES = ("greedy", "ngram_beam", "rescored")
+from asrsweep.results.gather import result_of
+from asrsweep.results.table import summarize_results
 
 
 def fmt(value) -> str:
@@ -41,7 +40,7 @@ def wide(rows: pd.DataFrame, index: list[str]) -> pd.DataFrame:
     """One line per run: <stage> test WER columns (percent), plus rescored dev WER."""
     table = rows.pivot_table(index=index, columns="stage", values="test_wer", aggfunc="first", sort=False)
     out = pd.DataFrame(index=table.index)
-    for stage in STAGES:
+    for stage in RESULT_STAGES:
         out[f"{stage} test"] = table[stage].map(fmt) if stage in table else "-"
     dev = rows[rows["stage"] == "rescored"].set_index(index)["dev_wer"] if "dev_wer" in rows else None
     out["rescored dev"] = dev.reindex(out.index).map(fmt) if dev is not None else "-"

@@ -24,9 +24,11 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
-from asrsweep.core.common import UserError, cli_main, read_json, record_command, write_json_atomic, write_text_atomic
+from asrsweep.core.common import UserError, cli_main, write_json_atomic, write_text_atomic
 from asrsweep.experiment.configio import dump_yaml
+from asrsweep.experiment.sweep import load_experiment
 from asrsweep.experiment.workflow import SweepIndex
+from asrsweep.results.gather import result_of, stage_dirs
 
 PACKAGES = ("asrsweep", "torch", "snakemake", "snakemake-executor-plugin-slurm", "transformers",
             "sentencepiece", "flashlight-text", "jiwer", "numpy", "pandas", "ufal.kenlm", "kenlm")
@@ -63,11 +65,6 @@ def provenance() -> dict:
             "python": platform.python_version(), "host": platform.node()}
 
 
-def stage_dirs(stages: dict[str, str]) -> dict[str, Path]:
-    """stage -> its folder (the parent of its main output)."""
-    return {stage: Path(path).parent for stage, path in stages.items()}
-
-
 def copy_commands(stages: dict[str, str], run_dir: Path) -> dict[str, str]:
     """Copy every command.sh of each stage folder into run_dir/commands/; return name -> path.
 
@@ -85,38 +82,6 @@ def copy_commands(stages: dict[str, str], run_dir: Path) -> dict[str, str]:
             shutil.copymode(source, target)
             commands[name] = str(target)
     return commands
-
-
-def optional_json(path: Path) -> dict | None:
-    return read_json(path) if path.exists() else None
-
-
-def gather(stages: dict[str, str]) -> dict:
-    """The leaf results of a run's stages, as written by their steps."""
-    dirs = stage_dirs(stages)
-    beam = {"best_on_dev": read_json(dirs["decode"] / "best_on_dev.json"),
-            "test": read_json(dirs["nbest"] / "test.json")}
-    # The decoder sweep scores greedy decoding on dev and test for reference.
-    dev_greedy, test_greedy = beam["best_on_dev"].get("greedy", {}), beam["test"].get("greedy", {})
-    return {
-        "train": read_json(dirs["train"] / "train.json"),
-        "greedy": {"dev_wer": dev_greedy.get("dev_wer"), "dev_cer": dev_greedy.get("dev_cer"),
-                   "test_wer": test_greedy.get("wer"), "test_cer": test_greedy.get("cer")},
-        "beam": beam,
-        "rescore": {"best_on_dev": optional_json(dirs["rescore"] / "best_on_dev.json"),
-                    "test": optional_json(dirs["rescore"] / "test.json")},
-        "lm": optional_json(dirs["lm"] / "lm.json"),
-        "paths": {**{stage: str(folder) for stage, folder in dirs.items()},
-                  "train_log": str(dirs["train"] / "train_log.tsv"),
-                  "lm_log": str(dirs["lm"] / "train_log.tsv"),
-                  "sweep": str(dirs["decode"] / "sweep.tsv"),
-                  "grid": str(dirs["rescore"] / "grid.tsv")},
-    }
-
-
-def result_of(experiment: str, run_id: str, values: dict, stages: dict[str, str]) -> dict:
-    """A run's result.json, less its commands: its varied values and its stages' leaf results."""
-    return {"experiment": experiment, "run": run_id, "values": values, **gather(stages)}
 
 
 def write_run(run_dir: Path, experiment: str, run_id: str, config: dict, values: dict,
@@ -141,17 +106,25 @@ def swap_in(built: Path, target: Path) -> None:
         shutil.rmtree(old)
 
 
-def main(argv: list[str] | None = None) -> None:
+def results_root(runs_dir: Path, name: str, experiment: str) -> Path:
+    """The results root R of `runs_dir` = R/<name>/runs; `name` may be nested (`examples/yesno`)."""
+    depth = len(Path(name).parts)
+    exp_dir = runs_dir.parent
+    if runs_dir.name != "runs" or exp_dir.parts[-depth:] != Path(name).parts:
+        raise UserError(f"--runs-dir {runs_dir}: expected <results>/{name}/runs for the experiment "
+                        f"file {experiment}")
+    return exp_dir.parents[depth - 1]
+
+
+def run(argv: list[str] | None = None) -> None:
     """Write the run folders of one experiment under <results>/<experiment>/runs."""
-    parser = argparse.ArgumentParser(prog="python -m asrsweep.results.run_result", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m asrsweep.results.run_result", description=run.__doc__)
     parser.add_argument("--experiment", required=True, help="the experiment file")
     parser.add_argument("--runs-dir", required=True, type=Path, help="<results>/<experiment>/runs")
     args = parser.parse_args(argv)
     target = args.runs_dir
-    index = SweepIndex(args.experiment, target.parent.parent)
-    if list(index.experiments) != [target.parent.name]:
-        raise UserError(f"--runs-dir {target}: expected <results>/{'|'.join(index.experiments)}/runs "
-                        f"for the experiment file {args.experiment}")
+    name = load_experiment(args.experiment).name
+    index = SweepIndex(args.experiment, results_root(target, name, args.experiment))
     target.parent.mkdir(parents=True, exist_ok=True)
     for leftover in target.parent.glob(f".{target.name}.*-*"):  # of a run_result job killed mid-way
         shutil.rmtree(leftover, ignore_errors=True)
@@ -162,10 +135,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         prov = provenance()
         for (exp, run_id), run_dir in index.run_dirs().items():
-            run = index.run(exp, run_id)
+            spec = index.run(exp, run_id)
             stages = index.stages(exp, run_id)
-            write_run(built / run_dir.name, exp, run_id, run.config, run.values, stages, prov)
-        record_command(built)
+            write_run(built / run_dir.name, exp, run_id, spec.config, spec.values, stages, prov)
     except BaseException:
         shutil.rmtree(built, ignore_errors=True)
         raise
@@ -173,5 +145,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"run_result: {len(index.run_dirs())} run folders in {target}", flush=True)
 
 
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: `run` with UserError -> one line on stderr, exit 2."""
+    return cli_main(run, argv)
+
+
 if __name__ == "__main__":
-    cli_main(main)
+    main()

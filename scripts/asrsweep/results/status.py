@@ -1,7 +1,7 @@
-"""Show where each run of an experiment stands: which stages are done, running, failed or pending.
+"""python -m asrsweep.results.status --experiment config/experiments/demo.yaml --results results [--run RUN] [--json]
+   python -m asrsweep.results.status --results results/demo [--workdir .] [--run RUN] [--json]
 
-    python -m asrsweep.results.status --experiment config/experiments/demo.yaml --results results [--run RUN] [--json]
-    python -m asrsweep.results.status --results results/demo [--workdir .] [--run RUN] [--json]
+Show where each run of an experiment stands: which stages are done, running, failed or pending.
 
 With --experiment, the stages of every run come from the experiment file (runs not yet started
 included); without it, from the run folders, which one job writes once every run of the
@@ -275,7 +275,7 @@ def format_table(rows: list[StageStatus], squeue_ok: bool) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
+def run(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiment", type=Path, help="experiment file: every run, finished or not")
     parser.add_argument("--results", type=Path, required=True,
@@ -295,5 +295,11 @@ def main(argv: list[str] | None = None) -> None:
         print(format_table(rows, jobs is not None))
 
 
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: `run` with UserError -> one line on stderr, exit 2."""
+    return cli_main(run, argv)
+
+
 if __name__ == "__main__":
-    cli_main(main)
+    main()
