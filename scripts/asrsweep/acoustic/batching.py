@@ -67,7 +67,7 @@ class SpecAugmentConfig:
     freq_masks: int = 2  # frequency masks per utterance
     freq_width: int = 10  # max mel bins per frequency mask
     time_masks: int = 2  # time masks per utterance
-    time_width: int = 40  # max frames per time mask (also at most 20% of the utterance)
+    time_width: int = 20  # max frames per time mask (also at most 20% of the utterance)
 
 
 def spec_augment(x: torch.Tensor, lengths: torch.Tensor, cfg: SpecAugmentConfig,

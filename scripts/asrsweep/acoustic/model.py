@@ -24,7 +24,7 @@ class ModelConfig:
 
     encoder: str = "conformer"  # conformer | transformer
     dim: int = 144  # model width
-    layers: int = 6  # encoder blocks
+    layers: int = 4  # encoder blocks
     heads: int = 4  # attention heads (dim % heads == 0)
     ff_mult: int = 4  # feed-forward hidden = ff_mult * dim
     conv_kernel: int = 15  # Conformer depthwise conv kernel (odd)

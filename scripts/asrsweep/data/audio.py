@@ -10,28 +10,32 @@ Kept free of torch and pandas: espeak worker processes import it and must start 
 from __future__ import annotations
 
 import argparse
-import csv
+import contextlib
 import io
 import math
 import re
+import shutil
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
+from asrsweep.core import tsv
 from asrsweep.core.common import load_section, open_outdir
 
 TARGET_RATE = 16000
 MANIFEST_COLUMNS = ["utt_id", "audio", "text", "speaker", "duration"]
 SPLITS = ("train", "dev", "test")
+SPLIT_BY = ("speaker", "utterance")  # data.split_by: how prepare_corpus carves a missing dev/test
 
 
 @dataclass(frozen=True)
 class DemoConfig:
     """`data.demo`: the generated espeak-ng corpus (see prepare_demo.py)."""
 
-    train_utts: int = 1500
+    train_utts: int = 3000
     dev_utts: int = 150
     test_utts: int = 150
     lm_sentences: int = 20000
@@ -40,6 +44,7 @@ class DemoConfig:
     train_variants: list = field(default_factory=lambda: [
         "m1", "m2", "m3", "m5", "m6", "m7", "f1", "f2", "f4", "f5",
         "klatt", "klatt2", "klatt4", "Andy", "adam", "Alex", "Annie", "benjamin", "john", "linda",
+        "Mike", "Michael", "david", "ian", "paul", "robert", "victor", "edward", "Lee", "Reed", "max", "zac",
     ])
     dev_variants: list = field(default_factory=lambda: ["m4", "f3"])
     test_variants: list = field(default_factory=lambda: ["m8", "klatt3"])
@@ -69,6 +74,7 @@ class DataConfig:
     max_bad_fraction: float = 0.05
     dev_fraction: float = 0.1
     test_fraction: float = 0.1
+    split_by: str = "speaker"  # speaker | utterance
     workers: int = 2
 
     def as_dict(self) -> dict:
@@ -155,21 +161,34 @@ def write_wav16k(path: str | Path, audio: np.ndarray) -> None:
     soundfile.write(str(path), pcm, TARGET_RATE, subtype="PCM_16")
 
 
+@contextlib.contextmanager
+def staged_audio(outdir: Path) -> Iterator[Path]:
+    """Yield an empty hidden folder in `outdir` for the WAVs; it becomes `outdir/audio` only if the block succeeds.
+
+    So a failed data step leaves no half-written audio folder: the partial one is removed, and
+    a complete `audio/` of an earlier run is replaced only by a complete one. One data job owns
+    its outdir, so a fixed name serves; a killed job's leftover (no `finally` ran) goes first.
+    """
+    staging = outdir / ".audio.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+        shutil.rmtree(outdir / "audio", ignore_errors=True)
+        staging.rename(outdir / "audio")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def manifest_text(rows: list[dict]) -> str:
-    """Render manifest rows (dicts with MANIFEST_COLUMNS) as TSV text with a header."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE, escapechar="\\")
-    writer.writerow(MANIFEST_COLUMNS)
-    for row in rows:
-        writer.writerow([row["utt_id"], row["audio"], row["text"], row["speaker"], f"{row['duration']:.3f}"])
-    return buf.getvalue()
+    """Render manifest rows (dicts with MANIFEST_COLUMNS) as text in the project's TSV format."""
+    return tsv.tsv_text(MANIFEST_COLUMNS, ({**row, "duration": f"{row['duration']:.3f}"} for row in rows))
 
 
 def read_manifest(path: str | Path) -> list[dict]:
     """Read a `{split}.tsv` manifest; `audio` is resolved against the manifest's folder."""
     path = Path(path)
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+    rows = tsv.read_tsv(path, MANIFEST_COLUMNS)
     for row in rows:
         row["audio"] = str((path.parent / row["audio"]).resolve())
         row["duration"] = float(row["duration"])

@@ -7,11 +7,11 @@ piece i at line i + 1). Single-threaded with a fixed seed, so the same input giv
 
 
 import argparse
-import csv
 import dataclasses
 import io
 from pathlib import Path
 
+from asrsweep.core import tsv
 from asrsweep.core.common import UserError, atomic_write, cli_main, load_section, record_command, write_text_atomic
 from asrsweep.core.tokens import BLANK
 
@@ -23,7 +23,7 @@ class TokenizerConfig:
     """Section `tokenizer` of the recipe."""
 
     type: str = "unigram"  # unigram | bpe | char
-    vocab_size: int = 256  # sentencepiece pieces (CTC vocab = this + blank); ignored for char
+    vocab_size: int = 128  # sentencepiece pieces (CTC vocab = this + blank); ignored for char
 
     def __post_init__(self):
         if self.type not in TYPES:
@@ -36,10 +36,9 @@ def read_texts(manifest: Path) -> list[str]:
     """Transcripts (column `text`) of a data manifest, in file order."""
     if not manifest.is_file():
         raise UserError(f"{manifest}: file not found; run the data step first")
-    with open(manifest, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
-    if not rows or "text" not in rows[0]:
-        raise UserError(f"{manifest}: no rows or no 'text' column")
+    rows = tsv.read_tsv(manifest, ["text"])
+    if not rows:
+        raise UserError(f"{manifest}: no rows")
     return [row["text"] for row in rows if row["text"].strip()]
 
 

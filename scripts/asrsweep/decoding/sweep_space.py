@@ -23,7 +23,8 @@ class DecodeSweepSpec:
 
     method: str = "grid"
     grid: dict = field(default_factory=lambda: {"lm_weight": [0.5, 1.0, 1.5, 2.0, 2.5, 3.0],
-                                                "word_score": [-1.0, 0.0, 1.0, 2.0]})
+                                                "word_score": [-1.0, 0.0, 1.0, 2.0], "beam_size": [],
+                                                "beam_threshold": [], "sil_score": [], "unk_score": []})
     n: int = 24
     ranges: dict = field(default_factory=lambda: {"lm_weight": [0.0, 3.0], "word_score": [-2.0, 3.0]})
     seed: int = 0

@@ -29,7 +29,7 @@ from asrsweep.core.common import UserError
 from asrsweep.experiment.configio import load_yaml, recipe_path
 from asrsweep.core.stages import BY_NAME, SECTIONS, STAGES
 from asrsweep.experiment.nested import deep_merge, undot
-from asrsweep.experiment.validate import check_experiment, validate_resolved
+from asrsweep.experiment.validate import check_experiment, load_schema, schema_defaults, validate_resolved
 
 # Train settings that say how long to train and how often to report, not what the first steps
 # compute: runs differing only in these share a checkpoint folder, so raising max_steps of a
@@ -190,6 +190,9 @@ def load_experiment(path: str | Path, root: Path | None = None) -> Experiment:
     recipe_file = recipe_path(spec.get("recipe", "default"), path, root)
     recipe = load_yaml(recipe_file)
     check_experiment(spec, recipe, path)
+    # The schema is the one source of defaults: a recipe that leaves keys out gets the schema's,
+    # so `explain`, the resolved config.yaml and the job all see the same value.
+    recipe = deep_merge(schema_defaults(load_schema("recipe")), recipe)
     runs = expand(spec, recipe, path)
     check_unique_ids(runs, path)
     assign_checkpoint_keys(runs)

@@ -7,6 +7,7 @@ resolved configs are checked against workflow/schemas/recipe.schema.yaml (JSON s
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import json
@@ -37,6 +38,15 @@ def schema_keys(schema: dict, prefix: str = "") -> dict[str, dict]:
         keys[prefix + name] = sub
         keys.update(schema_keys(sub, f"{prefix}{name}."))
     return keys
+
+
+def schema_defaults(schema: dict) -> Any:
+    """The defaults a schema declares, nested: a mapping with properties is filled key by key
+    (its own `default` only where it has no properties), anything else is its `default`."""
+    if "properties" in schema:
+        return {name: schema_defaults(sub) for name, sub in schema["properties"].items()
+                if "properties" in sub or "default" in sub}
+    return copy.deepcopy(schema.get("default"))
 
 
 def first_schema_error(instance: Any, schema: dict, prefix: tuple[str, ...] = ()) -> str | None:

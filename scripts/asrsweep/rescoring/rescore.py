@@ -22,7 +22,6 @@ best_on_dev.json, test.json, hyps_{dev,test}.tsv (utt_id ref hyp errors ref_word
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import time
 from pathlib import Path
@@ -30,10 +29,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from asrsweep.core import tsv
 from asrsweep.rescoring import fastwer
 from asrsweep.core.common import (
     UserError,
-    atomic_write,
     cli_main,
     load_section,
     open_outdir,
@@ -53,9 +52,9 @@ SCORE = "am_score + ngram_weight*ngram_score(log10) + lm_weight*lm_logprob(ln) +
 class RescoreConfig:
     """Section `rescore`: each value a number or a list of numbers (a grid axis)."""
 
-    ngram_weight: list | float = (0.0, 0.5, 1.0, 1.5, 2.0)
+    ngram_weight: list | float = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5)
     lm_weight: list | float = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
-    length_weight: list | float = (-1.0, 0.0, 1.0, 2.0, 3.0)
+    length_weight: list | float = (-1.0, 0.0, 1.0, 2.0)
 
 
 def grid_axes(cfg: RescoreConfig, first_pass: dict | None, where: str) -> list[np.ndarray]:
@@ -77,17 +76,6 @@ def grid_axes(cfg: RescoreConfig, first_pass: dict | None, where: str) -> list[n
     return [np.unique(np.asarray(a, dtype=np.float64)) for a in axes]
 
 
-def read_tsv(path: Path, columns: list[str]) -> pd.DataFrame:
-    """Read a tab-separated file with a header, keeping strings as written (no NaN for "")."""
-    if not path.exists():
-        raise UserError(f"{path}: file not found")
-    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE)
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
-    return df
-
-
 def load_references(path: Path) -> tuple[list[str], list[str]]:
     """(utt_ids, texts) from an emissions file (other keys are not needed here)."""
     import torch
@@ -103,8 +91,8 @@ def load_references(path: Path) -> tuple[list[str], list[str]]:
 def load_split(nbest_dir: Path, lmscore_dir: Path, emissions_dir: Path, split: str) -> dict:
     """One split as arrays: features [U, H, 4] (am, ngram, lm, words), errors [U, H], texts."""
     utt_ids, refs = load_references(emissions_dir / f"{split}.pt")
-    nb = read_tsv(nbest_dir / f"{split}.tsv", ["utt_id", "rank", "hyp", "am_score", "ngram_score", "words"])
-    ls = read_tsv(lmscore_dir / f"{split}.tsv", ["utt_id", "rank", "lm_logprob"])
+    nb = tsv.read_frame(nbest_dir / f"{split}.tsv", ["utt_id", "rank", "hyp", "am_score", "ngram_score", "words"])
+    ls = tsv.read_frame(lmscore_dir / f"{split}.tsv", ["utt_id", "rank", "lm_logprob"])
     df = nb.merge(ls[["utt_id", "rank", "lm_logprob"]], on=["utt_id", "rank"], how="left")
     if (df["lm_logprob"] == "").any() or df["lm_logprob"].isna().any():
         raise UserError(f"{lmscore_dir / split}.tsv: no lm_logprob for some n-best rows; rerun score_lm")
@@ -187,8 +175,7 @@ def write_hyps(path: Path, data: dict, hyps: list[str]) -> None:
     """hyps_{split}.tsv: utt_id ref hyp errors ref_words."""
     errs = fastwer.word_errors(data["refs"], hyps)
     df = pd.DataFrame({"utt_id": data["utt_ids"], "ref": data["refs"], "hyp": hyps, "errors": errs, "ref_words": data["ref_words"]})
-    with atomic_write(path) as tmp:
-        df.to_csv(tmp, sep="\t", index=False, quoting=csv.QUOTE_NONE)
+    tsv.write_frame(path, df)
 
 
 def run_grid(dev: dict, axes: list[np.ndarray]) -> pd.DataFrame:
@@ -232,8 +219,7 @@ def run(argv: list[str] | None = None) -> dict:
     setting = dict(zip(AXES, point))
     dev_res, dev_hyps = summary_of(dev, point)
     test_res, test_hyps = summary_of(test, point)
-    with atomic_write(args.outdir / "grid.tsv") as tmp:
-        grid.to_csv(tmp, sep="\t", index=False)
+    tsv.write_frame(args.outdir / "grid.tsv", grid)
     best_json = {"setting": setting, "objective": "wer", "dev_wer": float(best["wer"]), "dev_cer": dev_res["cer"],
                  "tie_break": TIE_BREAK, "score": SCORE, "oracle_wer": dev_res["oracle_wer"],
                  "first_pass": dev_res["first_pass"], "grid_points": len(grid), "grid_seconds": seconds}
