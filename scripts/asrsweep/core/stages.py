@@ -12,6 +12,7 @@ here, one rule and one step.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 
@@ -62,6 +63,13 @@ def _cumulative_sections() -> dict[str, tuple[str, ...]]:
 
 
 SECTIONS = _cumulative_sections()
+
+
+@functools.cache
+def upstream_closure(name: str) -> frozenset[str]:
+    """`name` and every stage upstream of it."""
+    stage = BY_NAME[name]
+    return frozenset({name, *(s for up in stage.upstream for s in upstream_closure(up))})
 
 
 def result_files() -> list[tuple[str, str]]:

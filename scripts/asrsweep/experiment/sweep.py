@@ -27,7 +27,8 @@ from typing import Any
 
 from asrsweep.core.common import UserError
 from asrsweep.experiment.configio import load_yaml, recipe_path
-from asrsweep.core.stages import BY_NAME, SECTIONS, STAGES
+from asrsweep.core.inputs import check_exists, fingerprint
+from asrsweep.core.stages import BY_NAME, SECTIONS, STAGES, upstream_closure
 from asrsweep.experiment.nested import deep_merge, undot
 from asrsweep.experiment.validate import check_experiment, load_schema, schema_defaults, validate_resolved
 
@@ -35,6 +36,12 @@ from asrsweep.experiment.validate import check_experiment, load_schema, schema_d
 # compute: runs differing only in these share a checkpoint folder, so raising max_steps of a
 # finished run (with --config overwrite=true) continues from its last checkpoint.
 CHECKPOINT_NEUTRAL = ("max_steps", "eval_every", "checkpoint_every", "keep_checkpoints")
+# Settings that name a file or folder -> the stage that reads it, and what it must be.
+PATH_SETTINGS = {"data.path": "data", "train.init_from": "train"}
+PATH_KINDS = {"data.path": "corpus (manifest file or folder)",
+              "train.init_from": "model.pt, ckpt-*.pt or checkpoint folder of another run"}
+# The settings of section `data` that the demo generator reads.
+DEMO_READS = ("source", "demo", "workers")
 SAFE_ID = re.compile(r"[^A-Za-z0-9._=,+-]")
 MAX_ID_LEN = 80
 
@@ -47,6 +54,7 @@ class Run:
     values: dict[str, Any]
     config: dict[str, Any]
     keys: dict[str, str]
+    inputs: dict[str, dict] = dataclasses.field(default_factory=dict)  # setting -> fingerprint
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,23 +101,59 @@ def make_run_id(values: dict[str, Any]) -> str:
     return f"{safe[:MAX_ID_LEN - 9]}-{digest}"
 
 
-def stage_keys(config: dict) -> dict[str, str]:
-    """Hash what each stage reads: equal settings -> equal key -> shared job."""
+def stage_keys(config: dict, inputs: dict[str, dict] | None = None) -> dict[str, str]:
+    """Hash what each stage reads: equal settings and inputs -> equal key -> shared job.
+
+    `inputs` ({setting: fingerprint}, see `input_fingerprints`) enter the key of the stage that
+    reads the file and of every stage downstream of it, so an edited manifest redoes them all.
+    """
     keys = {}
     for stage in STAGES:
         if stage.keyed_like:
             keys[stage.name] = keys[stage.keyed_like]
         else:
-            blob = json.dumps(stage_config(config, stage.name), sort_keys=True, default=str)
-            keys[stage.name] = hashlib.sha1(blob.encode()).hexdigest()[:10]
+            keys[stage.name] = _digest(_key_blob(config, stage.name, inputs or {}))
     return keys
 
 
-def checkpoint_key(config: dict) -> str:
+def _key_blob(config: dict, stage: str, inputs: dict[str, dict]) -> dict:
+    """What the key of `stage` hashes: its stage config, plus the inputs it depends on."""
+    blob = stage_config(config, stage)
+    read = {setting: fp["sha1"] for setting, fp in inputs.items()
+            if PATH_SETTINGS[setting] in upstream_closure(stage)}
+    return {"config": blob, "inputs": read} if read else blob
+
+
+def _digest(blob: dict) -> str:
+    return hashlib.sha1(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def input_fingerprints(config: dict, where: str, cache: dict[str, dict]) -> dict[str, dict]:
+    """{setting: fingerprint} of every file or folder the config names; a missing one is an error.
+
+    Checked here, before anything is submitted: a wrong path must not surface inside a SLURM job
+    after the whole DAG was queued.
+    """
+    found = {}
+    for setting, value in named_paths(config).items():
+        if value not in cache:
+            cache[value] = fingerprint(check_exists(value, setting, where, PATH_KINDS[setting]))
+        found[setting] = cache[value]
+    return found
+
+
+def named_paths(config: dict) -> dict[str, str]:
+    """{setting: path} of the paths this config really reads (data.path only for a real corpus)."""
+    data, train = config.get("data", {}), config.get("train", {})
+    paths = {"data.path": data.get("path") if data.get("source", "demo") != "demo" else None,
+             "train.init_from": train.get("init_from")}
+    return {setting: str(value) for setting, value in paths.items() if value}
+
+
+def checkpoint_key(config: dict, inputs: dict[str, dict] | None = None) -> str:
     """Hash of the training sections without the `CHECKPOINT_NEUTRAL` settings."""
     train = {k: v for k, v in config.get("train", {}).items() if k not in CHECKPOINT_NEUTRAL}
-    blob = stage_config(config, "train") | {"train": train}
-    return hashlib.sha1(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return _digest(_key_blob({**config, "train": train}, "train", inputs or {}))
 
 
 def assign_checkpoint_keys(runs: list[Run]) -> None:
@@ -117,15 +161,27 @@ def assign_checkpoint_keys(runs: list[Run]) -> None:
     only in a neutral setting (they would run at once): those keep their own train key."""
     trainings: dict[str, set[str]] = {}
     for run in runs:
-        trainings.setdefault(checkpoint_key(run.config), set()).add(run.keys["train"])
+        trainings.setdefault(checkpoint_key(run.config, run.inputs), set()).add(run.keys["train"])
     for run in runs:
-        neutral = checkpoint_key(run.config)
+        neutral = checkpoint_key(run.config, run.inputs)
         run.keys["checkpoints"] = neutral if len(trainings[neutral]) == 1 else run.keys["train"]
 
 
 def stage_config(config: dict, stage: str) -> dict:
     """The part of a resolved config that stage `stage` reads (its `--config` file)."""
-    return {s: config[s] for s in SECTIONS[BY_NAME[stage].keyed_like or stage] if s in config}
+    sections = SECTIONS[BY_NAME[stage].keyed_like or stage]
+    view = {s: config[s] for s in sections if s in config}
+    if isinstance(view.get("data"), dict):
+        view["data"] = data_read(view["data"])
+    return view
+
+
+def data_read(data: dict) -> dict:
+    """What the data step reads of section `data`: the demo generator only its own settings, a
+    real corpus everything but them (changing data.demo.seed must not redo a real corpus)."""
+    if data.get("source", "demo") == "demo":
+        return {k: v for k, v in data.items() if k in DEMO_READS}
+    return {k: v for k, v in data.items() if k != "demo"}
 
 
 def experiment_name(path: Path, root: Path | None = None) -> str:
@@ -156,7 +212,7 @@ def axes(spec: dict) -> list[list[dict[str, Any]]]:
 def expand(spec: dict, recipe: dict, path: Path) -> list[Run]:
     """Every combination of the axes, merged over recipe + controls, as `Run`s."""
     base = deep_merge(recipe, undot(spec.get("controls", {})))
-    runs = []
+    runs, seen = [], {}
     for combo in itertools.product(*axes(spec)):  # no axes: one empty combination, one run
         values: dict[str, Any] = {}
         for point in combo:
@@ -166,7 +222,9 @@ def expand(spec: dict, recipe: dict, path: Path) -> list[Run]:
         if "preset" in values:
             config = deep_merge(config, undot(spec["presets"][values["preset"]]))
         config = deep_merge(config, undot(overrides))
-        runs.append(Run(make_run_id(values), values, config, stage_keys(config)))
+        run_id = make_run_id(values)
+        inputs = input_fingerprints(config, f"{path} (run {run_id})", seen)
+        runs.append(Run(run_id, values, config, stage_keys(config, inputs), inputs))
     return runs
 
 

@@ -5,7 +5,8 @@ that each take a fraction of a second). --runs-dir is <results>/<experiment>/run
 folders are read from <results>/<experiment>/<stage>/<key>. Into <runs-dir>/<run id>/ it writes:
 - `config.yaml`: the run's fully resolved config;
 - `result.json`: the run's varied values, the leaf results of its stages and their paths;
-- `provenance.json`: workflow git commit and dirty flag, package versions, python, host;
+- `provenance.json`: workflow git commit and dirty flag, package versions, python, host, and
+  the fingerprint of every file the config names (the corpus: path, hash, files, bytes);
 - `commands/<stage>.sh`: the exact command each stage's step ran (copied from its folder;
   sweep shards as `<stage>.shards.<i>-of-<n>.sh`);
 - `stages.json`: stage -> main output path (read by `asrsweep status`).
@@ -137,7 +138,9 @@ def run(argv: list[str] | None = None) -> None:
         for (exp, run_id), run_dir in index.run_dirs().items():
             spec = index.run(exp, run_id)
             stages = index.stages(exp, run_id)
-            write_run(built / run_dir.name, exp, run_id, spec.config, spec.values, stages, prov)
+            # The fingerprints of the files the config names (corpus, init_from) pin the inputs.
+            write_run(built / run_dir.name, exp, run_id, spec.config, spec.values, stages,
+                      {**prov, "inputs": spec.inputs})
     except BaseException:
         shutil.rmtree(built, ignore_errors=True)
         raise
