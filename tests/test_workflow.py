@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -83,3 +84,25 @@ def test_guard_refuses_a_changed_run_and_override_allows_it(tmp_path, write_expe
     assert "train.lr: 0.002 -> 0.001" in str(err.value) and "overwrite=true" in str(err.value)
     guard(index, overwrite=True)
     assert load_yaml(run_dir / "config.yaml")["train"]["lr"] == 0.002  # the guard never writes
+
+
+def test_job_commands_carry_no_inline_config(tmp_path):
+    """A failed job prints its command: it must be short, not the whole resolved config."""
+    proc = snakemake("-n", "-p", "--config", "experiment=config/experiments/demo.yaml",
+                     f"results={tmp_path}/r")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    commands = [line for line in proc.stdout.splitlines() if "asrsweep.experiment.write_config" in line]
+    assert commands and not any("--json" in line or "{" in line or '"seed"' in line for line in commands)
+
+
+def test_write_config_writes_the_stage_config_of_its_key(tmp_path, in_repo):
+    from asrsweep.experiment.sweep import load_experiment, stage_config
+    from asrsweep.experiment.write_config import main as write_config
+
+    exp = "config/experiments/smoke.yaml"
+    run_ = load_experiment(exp).runs[0]
+    out = tmp_path / "config.json"
+    write_config(["--experiment", exp, "--stage", "train", "--key", run_.keys["train"], "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(stage_config(run_.config, "train")))
+    with pytest.raises(SystemExit):
+        write_config(["--experiment", exp, "--stage", "train", "--key", "0000000000", "--out", str(out)])

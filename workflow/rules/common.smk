@@ -85,14 +85,16 @@ def stage_dir(stage):
 def write_config(stage):
     """Params function: the command that writes the job's `--config` file, <folder>/config.json.
 
-    Part of the job's own shell command (not a job of its own): a 1,000-run sweep would
-    otherwise schedule thousands of one-line jobs.
+    Part of the job's own shell command (not a job of its own: a 1,000-run sweep would
+    otherwise schedule thousands of one-line jobs). The job reads the experiment file itself,
+    so the command stays one short line; the key in the folder name pins the config.
     """
 
     def _command(wildcards):
         folder = INDEX.stage_dir(wildcards.exp, stage, wildcards.key)
-        text = INDEX.stage_config_json(wildcards.exp, stage, wildcards.key)
-        return f"python -m asrsweep.experiment.write_config --json {shlex.quote(text)} --out {folder}/config.json"
+        experiment = shlex.quote(str(INDEX.experiments[wildcards.exp].path))
+        return (f"python -m asrsweep.experiment.write_config --experiment {experiment} "
+                f"--stage {stage} --key {wildcards.key} --out {folder}/config.json")
 
     _command.__name__ = f"write_{stage}_config"
     return signature_once(_command)

@@ -7,7 +7,6 @@ here before any job is scheduled. This module never imports snakemake.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from asrsweep.core.common import UserError
 from asrsweep.core.stages import STAGES, result_files
 from asrsweep.experiment.configio import parse_yaml
 from asrsweep.experiment.nested import flatten
-from asrsweep.experiment.sweep import Run, load_experiment, stage_config
+from asrsweep.experiment.sweep import Run, load_experiment
 
 class SweepIndex:
     """All runs of the requested experiments and their stage folders under `results`."""
@@ -55,11 +54,6 @@ class SweepIndex:
         """Folder of stage `upstream` that the job `stage/key` reads."""
         run = self.any_run(exp, stage, key)
         return str(self.stage_dir(exp, upstream, run.keys[upstream]))
-
-    def stage_config_json(self, exp: str, stage: str, key: str) -> str:
-        """The `--config` JSON of job `stage/key`."""
-        config = stage_config(self.any_run(exp, stage, key).config, stage)
-        return json.dumps(config, sort_keys=True)
 
     def run_dirs(self) -> dict[tuple[str, str], Path]:
         """(experiment, run id) -> results/<experiment>/runs/<run id>."""

@@ -1,35 +1,41 @@
-"""Write a resolved config the workflow computed: `python -m asrsweep.experiment.write_config --json '{...}' --out results/demo/train/<key>/config.json`.
+"""python -m asrsweep.experiment.write_config --experiment config/experiments/demo.yaml --stage train --key <key> --out results/demo/train/<key>/config.json
 
-`.json` outputs are written as JSON (a step's `--config`), `.yaml` outputs as YAML (a run's
-resolved config, for people). The text comes in as a flag so that the file is a pure function
-of the command, which snakemake keeps with the job.
+Write the `--config` file of one stage job: the part of the resolved config that the stage
+reads (`sweep.stage_config`), for the runs whose `<stage>` folder is `<key>`. The job computes
+it from the experiment file itself, so its shell command stays one short line (a failed job
+prints its command; an inline config blob made that unreadable).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from asrsweep.core.common import UserError, cli_main, write_json_atomic, write_text_atomic
-from asrsweep.experiment.configio import dump_yaml
+from asrsweep.core.common import UserError, cli_main, write_json_atomic
+from asrsweep.core.stages import BY_NAME
+from asrsweep.experiment.sweep import load_experiment, stage_config
+
+
+def config_of(experiment: str, stage: str, key: str) -> dict:
+    """The stage config of the runs of `experiment` whose `stage` key is `key`."""
+    if stage not in BY_NAME:
+        raise UserError(f"--stage {stage}: unknown; use one of {', '.join(BY_NAME)}")
+    for candidate in load_experiment(experiment).runs:
+        if candidate.keys[stage] == key:
+            return stage_config(candidate.config, stage)
+    raise UserError(f"{experiment}: no run has {stage} key {key}: the experiment file (or a file "
+                    f"it names) changed after the workflow was planned; run snakemake again")
 
 
 def run(argv: list[str] | None = None) -> None:
-    """Write `--json` to `--out` (JSON or YAML by the suffix), atomically."""
+    """Write the stage config of `--stage`/`--key` to `--out`, atomically."""
     parser = argparse.ArgumentParser(prog="python -m asrsweep.experiment.write_config", description=run.__doc__)
-    parser.add_argument("--json", required=True, help="the config as JSON text")
+    parser.add_argument("--experiment", required=True, help="the experiment file")
+    parser.add_argument("--stage", required=True, help="the stage (core.stages)")
+    parser.add_argument("--key", required=True, help="the stage folder's key")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
-    try:
-        config = json.loads(args.json)
-    except json.JSONDecodeError as err:
-        raise UserError(f"--json: not valid JSON ({err.msg})") from None
-    if args.out.suffix in (".yaml", ".yml"):
-        write_text_atomic(args.out, dump_yaml(config))
-    else:
-        write_json_atomic(args.out, config)
-
+    write_json_atomic(args.out, config_of(args.experiment, args.stage, args.key))
 
 
 def main(argv: list[str] | None = None) -> None:
