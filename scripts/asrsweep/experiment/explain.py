@@ -19,7 +19,7 @@ from asrsweep.core.common import UserError, cli_main
 from asrsweep.experiment.configio import load_yaml
 from asrsweep.experiment.nested import flatten, undot
 from asrsweep.experiment.sweep import load_experiment
-from asrsweep.experiment.validate import load_schema, schema_keys, validate_resolved
+from asrsweep.experiment.validate import EXPERIMENT_KEYS, load_schema, schema_keys, validate_resolved
 
 
 def yaml_scalar(value: Any) -> str:
@@ -45,22 +45,29 @@ def render_recipe(schema: dict, indent: int = 0) -> list[str]:
     return lines
 
 
-def rows(config: dict, marks: dict[str, str]) -> list[tuple[str, str, str, str, str]]:
-    """(mark, key, value, default, description) for every leaf setting."""
+def rows(configs: list[dict], marks: dict[str, str]) -> list[tuple[str, str, str, str, str]]:
+    """(mark, key, value, default, description) for every leaf setting of the first config.
+
+    A varied key shows each of its values over `configs` (one per run), in run order: `4 | 6`.
+    """
     keys = schema_keys(load_schema("recipe"))
+    flats = [flatten(config) for config in configs]
     out = []
-    for key, value in flatten(config).items():
+    for key, value in flats[0].items():
         sub = keys.get(key, {})
         mark = next((m for k, m in marks.items() if key == k or key.startswith(k + ".")), "")
-        out.append((mark, key, yaml_scalar(value), yaml_scalar(sub.get("default")),
+        shown = yaml_scalar(value)
+        if mark == "varied":
+            shown = " | ".join(dict.fromkeys(yaml_scalar(flat[key]) for flat in flats if key in flat))
+        out.append((mark, key, shown, yaml_scalar(sub.get("default")),
                     " ".join(str(sub.get("description", "")).split())))
     return out
 
 
 def explain(path: Path) -> list[tuple[str, str, str, str, str]]:
-    """Rows for a recipe file, or for an experiment (first run's values, marks for the rest)."""
+    """Rows for a recipe file, or for an experiment (every value of a varied key, marks)."""
     data = load_yaml(path)
-    if isinstance(data, dict) and ("recipe" in data or "variables" in data or "controls" in data):
+    if isinstance(data, dict) and set(data) & set(EXPERIMENT_KEYS):  # a recipe has none of them
         exp = load_experiment(path)
         spec = data
         marks = {k: "changed" for k in flatten(undot(spec.get("controls") or {}))}
@@ -68,11 +75,11 @@ def explain(path: Path) -> list[tuple[str, str, str, str, str]]:
         for preset in (spec.get("presets") or {}).values():
             varied |= set(flatten(undot(preset)))
         marks.update({k: "varied" for k in varied if k != "preset"})
-        return rows(exp.runs[0].config, marks)
+        return rows([run.config for run in exp.runs], marks)
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a recipe or experiment mapping")
     validate_resolved(data, str(path))
-    return rows(data, {})
+    return rows([data], {})
 
 
 def run(argv: list[str] | None = None) -> None:
