@@ -5,7 +5,8 @@ The setting list comes from config section `decode` (see `sweep_space.DecodeConf
 shard i takes settings i::n, and shard 0 also writes the `greedy` row.  KenLM and the lexicon
 trie are loaded once; P worker processes (forked, so they share them) decode (setting, chunk of
 utterances) tasks; one emission pass serves every setting (icefall's decode.py habit).
-Output: one sweep.tsv row per setting (see SPEC.md), merged by asrsweep.decoding.merge_sweep.
+Output: one row per setting (columns `sweep_table.COLUMNS`: the setting's index and knobs, then
+its dev scores), merged into sweep.tsv by asrsweep.decoding.merge_sweep.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from asrsweep.core.common import UserError, cli_main, record_command
+from asrsweep.core.tsv import write_tsv
 from asrsweep.decoding.decoder import Decoder, Setting, greedy
 from asrsweep.decoding.scoring import score
 from asrsweep.decoding.sweep_space import load_decode_config, sweep_settings
-from asrsweep.core.tsv import write_tsv
 from asrsweep.decoding.sweep_table import COLUMNS, check_tokens, load_emissions, setting_row
 
 # Worker state: set in the parent before forking, so workers share the LM, trie and emissions.

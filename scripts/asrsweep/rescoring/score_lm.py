@@ -12,7 +12,6 @@ available, else CPU.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import time
 from pathlib import Path
@@ -21,7 +20,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach the network, even by
 
 import torch
 
-from asrsweep.core.common import UserError, atomic_write, cli_main, open_outdir
+from asrsweep.core import tsv
+from asrsweep.core.common import UserError, cli_main, open_outdir
 
 SPLITS = ("dev", "test")
 BOS, EOS, PAD = 2, 3, 0  # ids fixed by asrsweep.rescoring.train_lm.SPECIALS
@@ -99,13 +99,7 @@ def score_sentences(model, tok, context: int, sentences: list[str], batch_size: 
 
 def read_nbest(path: Path) -> list[dict]:
     """Rows of an n-best TSV as dicts of strings (empty hypotheses stay empty strings)."""
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        rows = list(reader)
-        missing = {"utt_id", "rank", "hyp"} - set(reader.fieldnames or [])
-    if missing:
-        raise UserError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-    return rows
+    return tsv.read_tsv(path, ["utt_id", "rank", "hyp"])
 
 
 def pick_device(name: str) -> str:
@@ -137,9 +131,8 @@ def run(argv: list[str] | None = None) -> dict:
         start = time.perf_counter()
         rows = read_nbest(path)
         scores = score_sentences(model, tok, context, [r["hyp"] for r in rows], args.batch_size, device)
-        with atomic_write(args.outdir / path.name) as tmp:
-            lines = ["utt_id\trank\tlm_logprob"] + [f"{r['utt_id']}\t{r['rank']}\t{scores[r['hyp']]:.6f}" for r in rows]
-            tmp.write_text("\n".join(lines) + "\n")
+        tsv.write_tsv(args.outdir / path.name, ["utt_id", "rank", "lm_logprob"],
+                      ({**r, "lm_logprob": f"{scores[r['hyp']]:.6f}"} for r in rows))
         counts[path.stem] = len(rows)
         print(f"{path.name}: {len(rows)} hypotheses ({len(scores)} distinct) on {device} "
               f"in {time.perf_counter() - start:.1f}s", flush=True)

@@ -21,13 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from asrsweep.core.common import atomic_write, cli_main
+from asrsweep.core.common import cli_main
+from asrsweep.core.tsv import write_frame
 from asrsweep.results.table import concat_summaries, summarize_runs
-
-def write_tsv(table: pd.DataFrame, out: Path) -> None:
-    """Write the table atomically as TSV (floats full precision, missing = empty)."""
-    with atomic_write(out) as tmp:
-        table.to_csv(tmp, sep="\t", index=False, na_rep="")
 
 
 def run(argv: list[str] | None = None) -> pd.DataFrame:
@@ -39,7 +35,7 @@ def run(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     table = summarize_runs(args.runs) if args.runs else concat_summaries(args.summaries)
-    write_tsv(table, args.out)
+    write_frame(args.out, table)  # floats at full precision, missing values empty
     print(f"{args.out}: {len(table)} rows", flush=True)
     return table
 
