@@ -1,4 +1,4 @@
-"""Tests for asrsweep.data.prepare_corpus and asrsweep.data.audio: sources, skips, splits, resampling."""
+"""Tests for asrsweep.data.prepare_corpus, .sources and .audio: sources, skips, splits, resampling."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 import soundfile
 
 from asrsweep.data import prepare_corpus as pc
+from asrsweep.data import sources
 from asrsweep.data.audio import DataConfig, NormalizeConfig, normalize_text, read_manifest, resample
 from asrsweep.core.common import UserError
 from conftest import SHARED_DATA
@@ -146,10 +147,10 @@ def test_frame_rows_with_audio_bytes(tmp_path):
     soundfile.write(buf, tone(0.5, 8000), 8000, format="WAV", subtype="PCM_16")
     frame = pandas.DataFrame({"audio": [{"bytes": buf.getvalue(), "path": None}, {"bytes": None, "path": "x.wav"}],
                               "sentence": ["One", "Two"], "client_id": ["a", "b"]})
-    entries = pc.entries_from_frame(frame, "validation", tmp_path)
+    entries = sources.entries_from_frame(frame, "validation", tmp_path)
     assert [e.utt_id for e in entries] == ["dev-000000", "dev-000001"]
     assert isinstance(entries[0].audio, bytes) and entries[1].audio == str(tmp_path / "x.wav")
-    row, reason = pc.convert((entries[0], "one", str(tmp_path / "o"), 0.1, 10.0))
+    row, reason = pc.convert((entries[0], "one", str(tmp_path / "o" / "audio"), 0.1, 10.0))
     assert reason is None and row["speaker"] == "a" and soundfile.info(str(tmp_path / "o" / row["audio"])).samplerate == 16000
 
 
@@ -163,7 +164,7 @@ def test_parquet_source(tmp_path):
     except ImportError:
         with pytest.raises(UserError, match="pip install pyarrow"):
             (tmp_path / "train.parquet").write_bytes(b"PAR1")
-            pc.read_parquet(tmp_path / "train.parquet")
+            sources.read_parquet(tmp_path / "train.parquet")
         return
     _, report = run_cli(tmp_path, {"source": "parquet", "path": str(tmp_path / "train.parquet"),
                                    "dev_fraction": 0.2, "test_fraction": 0.2})
@@ -175,15 +176,44 @@ def test_hf_without_datasets_is_a_clear_error(tmp_path, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "datasets", None)  # makes `import datasets` fail
     with pytest.raises(UserError, match="pip install datasets"):
-        pc.read_hf(tmp_path)
+        sources.read_hf(tmp_path)
 
 
-def test_carve_by_speaker_keeps_speakers_whole():
-    entries = [pc.Entry(f"u{i}", "x", "t", f"s{i % 10}") for i in range(100)]
-    splits = pc.assign_splits(entries, DataConfig(source="manifest", path="x", dev_fraction=0.2, test_fraction=0.1))
+def carve(split_by: str, speakers: int = 10) -> tuple[dict, str | None]:
+    """assign_splits of 100 unlabelled entries of `speakers` speakers: 20 % dev, 10 % test."""
+    entries = [sources.Entry(f"u{i}", "x", "t", f"s{i % speakers}") for i in range(100)]
+    return pc.assign_splits(entries, DataConfig(source="manifest", path="x", dev_fraction=0.2, test_fraction=0.1,
+                                                split_by=split_by))
+
+
+def test_split_by_speaker_keeps_speakers_whole():
+    splits, carved_by = carve("speaker")
     spk = {s: {e.speaker for e in es} for s, es in splits.items()}
     assert not spk["train"] & spk["dev"] and not spk["train"] & spk["test"] and not spk["dev"] & spk["test"]
-    assert len(splits["dev"]) == 20 and len(splits["test"]) == 10
+    assert len(splits["dev"]) == 20 and len(splits["test"]) == 10 and carved_by == "speaker"
+
+
+def test_split_by_utterance_spreads_speakers_over_the_splits():
+    splits, carved_by = carve("utterance")
+    spk = {s: {e.speaker for e in es} for s, es in splits.items()}
+    assert spk["train"] & spk["dev"] and spk["train"] & spk["test"] and carved_by == "utterance"
+    assert len(splits["test"]) == 10 and len(splits["dev"]) == 18  # dev: 20 % of the 90 left after test
+    assert {e.utt_id for es in splits.values() for e in es} == {f"u{i}" for i in range(100)}
+
+
+def test_split_by_speaker_with_two_speakers_carves_by_utterance_and_says_so(tmp_path, capsys):
+    assert carve("speaker", speakers=2)[1] == "utterance"
+    rows = [{"audio": write_wav(tmp_path / f"u{i}.wav", 0.3), "text": f"w {i}", "speaker": f"s{i % 2}"} for i in range(20)]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _, report = run_cli(tmp_path, {"source": "manifest", "path": str(tmp_path / "m.jsonl")})
+    assert report["carved_by"] == "utterance" and report["settings"]["split_by"] == "speaker"
+    assert "data.split_by speaker: train has fewer than 3 named speakers" in capsys.readouterr().out
+
+
+def test_splits_of_the_source_are_kept_whatever_split_by_says():
+    entries = [sources.Entry(f"u{i}", "x", "t", f"s{i}", ("train", "dev", "test")[i % 3]) for i in range(9)]
+    splits, carved_by = pc.assign_splits(entries, DataConfig(source="manifest", path="x", split_by="utterance"))
+    assert carved_by is None and [len(splits[s]) for s in ("train", "dev", "test")] == [3, 3, 3]
 
 
 def test_settings_errors(tmp_path):
@@ -193,6 +223,55 @@ def test_settings_errors(tmp_path):
         run_cli(tmp_path, {"source": "manifest", "path": str(tmp_path / "nope.tsv")})
     with pytest.raises(UserError, match="punctuation"):
         run_cli(tmp_path, {"source": "manifest", "path": "x", "normalize": {"punctuation": "maybe"}})
+    with pytest.raises(UserError, match="data.split_by: 'voice' is not one of speaker, utterance"):
+        run_cli(tmp_path, {"source": "manifest", "path": "x", "split_by": "voice"})
+
+
+def test_a_manifest_that_is_not_utf8_is_one_line_naming_file_and_line(tmp_path, capsys):
+    text = f"audio\ttext\n{write_wav(tmp_path / 'a.wav', 0.5)}\tfine\n{write_wav(tmp_path / 'b.wav', 0.5)}\tcaf\xe9\n"
+    (tmp_path / "m.tsv").write_bytes(text.encode("latin-1"))
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"data": {"source": "manifest", "path": str(tmp_path / "m.tsv")}}))
+    with pytest.raises(SystemExit) as exit_info:
+        pc.main(["--config", str(config), "--outdir", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert f"{tmp_path / 'm.tsv'}: line 3: byte 0xe9 is not UTF-8; re-encode the file as UTF-8" in err
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("m.tsv", "audio\ttext\nx.wav\tone\ttab\n", "m.tsv: line 2: 3 tab-separated fields, the header has 2"),
+    ("m.jsonl", '{"audio": "x.wav"}\n\n{"audio": \n', r"m.jsonl: line 3: not valid JSON"),
+    ("m.jsonl", '["x.wav", "one"]\n', "m.jsonl: line 1: expected a JSON object"),
+    ("m.tsv", "\n\n", "no utterances"),
+])
+def test_malformed_manifests_name_the_line(tmp_path, name, text, message):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(UserError, match=message):
+        sources.read_manifest_source(tmp_path / name)
+
+
+def test_a_manifest_with_a_byte_order_mark_and_crlf_line_ends_reads(tmp_path):
+    (tmp_path / "m.tsv").write_bytes("\ufeffaudio\ttext\r\nx.wav\tsay \"hi\" \\ there\r\n".encode())
+    (entry,) = sources.read_manifest_source(tmp_path / "m.tsv")
+    assert (entry.audio, entry.text) == (str(tmp_path / "x.wav"), 'say "hi" \\ there')
+
+
+def test_a_failed_data_job_leaves_no_audio_folder(tmp_path):
+    path = bad_manifest(tmp_path, good=10)
+    with pytest.raises(UserError, match="max_bad_fraction"):
+        run_cli(tmp_path, {"source": "manifest", "path": path, "max_bad_fraction": 0.0})
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["command.sh"]
+
+
+def test_a_rerun_replaces_the_audio_folder_whole(tmp_path):
+    path = bad_manifest(tmp_path, good=10)
+    (tmp_path / "out" / "audio").mkdir(parents=True)
+    (tmp_path / "out" / "audio" / "old.wav").write_bytes(b"from an earlier run")
+    (tmp_path / "out" / ".audio.partial").mkdir()  # left by a killed job
+    out, report = run_cli(tmp_path, {"source": "manifest", "path": path, "max_bad_fraction": 0.5, "max_duration": 2.0})
+    wavs = sorted(p.name for p in (out / "audio").iterdir())
+    assert wavs == sorted(f"g{i}.wav" for i in range(10)) and not (out / ".audio.partial").exists()
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "yesno").is_dir(), reason="../shared/data/yesno absent")

@@ -76,8 +76,9 @@ def test_overlapping_variant_lists_are_a_user_error(tmp_path, capsys):
 
 def test_unknown_voice_is_a_user_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        make(tmp_path, "bad", train_utts=2, dev_utts=1, test_utts=1, voices=["xx-nonsense"])
+        make(tmp_path, "bad", train_utts=2, dev_utts=1, test_utts=1, voices=["en-us", "xx-nonsense"])
     assert "no voice xx-nonsense" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "bad").iterdir()) == ["command.sh"]  # no audio/, no partial one
 
 
 def test_unknown_key_is_a_user_error(tmp_path, capsys):

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from asrsweep.data import grammar
-from asrsweep.data.audio import DemoConfig, manifest_text, parse_data_step
+from asrsweep.data.audio import DemoConfig, manifest_text, parse_data_step, staged_audio
 from asrsweep.core.common import UserError, cli_main, write_json_atomic, write_text_atomic
 from asrsweep.data.synth import Job, Speaker, synthesize
 
@@ -73,8 +73,11 @@ def lm_sentences(demo: DemoConfig, train: list[str], held_out: set[str]) -> list
     return lines
 
 
-def build_jobs(demo: DemoConfig, texts: dict[str, list[str]], outdir: Path) -> tuple[list[Job], list[dict]]:
-    """Assign speakers (shuffled round-robin, so all are used evenly) and audio paths."""
+def build_jobs(demo: DemoConfig, texts: dict[str, list[str]], audio_dir: Path) -> tuple[list[Job], list[dict]]:
+    """Assign speakers (shuffled round-robin, so all are used evenly) and WAV paths in `audio_dir`.
+
+    The rows' `audio` is `audio/<utt_id>.wav`, relative to the output folder.
+    """
     rng = random.Random(demo.seed + 7)
     jobs, rows = [], []
     for split, sentences in texts.items():
@@ -83,7 +86,7 @@ def build_jobs(demo: DemoConfig, texts: dict[str, list[str]], outdir: Path) -> t
         for i, text in enumerate(sentences):
             utt_id = f"{split}-{i:05d}"
             speaker = speakers[i % len(speakers)]
-            jobs.append(Job(str(outdir / "audio" / f"{utt_id}.wav"), text, speaker))
+            jobs.append(Job(str(audio_dir / f"{utt_id}.wav"), text, speaker))
             rows.append({"split": split, "utt_id": utt_id, "audio": f"audio/{utt_id}.wav", "text": text,
                          "speaker": speaker.name})
     return jobs, rows
@@ -98,11 +101,12 @@ def run(argv: list[str] | None = None) -> dict:
         raise UserError(f"{args.config}: data.workers: must be a positive integer")
     start = time.time()
     texts = split_sentences(demo)
-    jobs, rows = build_jobs(demo, texts, outdir)
-    try:
-        durations = synthesize(jobs, demo.seed, cfg.workers)
-    except ValueError as err:  # an unknown voice name, raised in a worker
-        raise UserError(f"{args.config}: data.demo: {err}; see espeak-ng-data/voices") from None
+    with staged_audio(outdir) as audio_dir:
+        jobs, rows = build_jobs(demo, texts, audio_dir)
+        try:
+            durations = synthesize(jobs, demo.seed, cfg.workers)
+        except ValueError as err:  # an unknown voice name, raised in a worker
+            raise UserError(f"{args.config}: data.demo: {err}; see espeak-ng-data/voices") from None
     for row, duration in zip(rows, durations):
         row["duration"] = duration
     report = write_outputs(outdir, demo, texts, rows)
