@@ -3,8 +3,8 @@
 Log-mel features for train/dev/test: torch.stft (Hann window of win_ms, hop_ms, n_fft = next power
 of two) → power → an HTK-mel triangular filterbank of n_mels bands over 0–8 kHz → log. Mean and
 std per band come from train only and are applied to every split (an unseen dev/test speaker
-must not leak statistics into the features). Writes {split}.pt (float16 [frames, n_mels] per
-utterance, see SPEC.md) and cmvn.json. Settings: section `features`.
+must not leak statistics into the features). Writes {split}.pt (see `save_split`) and
+cmvn.json. Settings: section `features`.
 """
 
 from __future__ import annotations
@@ -102,7 +102,10 @@ def normalise(feats: list[torch.Tensor], mean: torch.Tensor, std: torch.Tensor) 
 
 
 def save_split(path: Path, rows: list[dict], feats: list[torch.Tensor]) -> None:
-    """Write one `{split}.pt` in the SPEC.md layout."""
+    """Write one `{split}.pt`: a dict of lists in manifest order, one item per utterance.
+
+    "utt_ids", "texts", "speakers": str; "feats": normalised log-mels, float16 [frames, n_mels].
+    """
     torch_save_atomic({
         "utt_ids": [r["utt_id"] for r in rows],
         "texts": [r["text"] for r in rows],
