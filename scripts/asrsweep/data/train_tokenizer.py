@@ -12,7 +12,7 @@ import io
 from pathlib import Path
 
 from asrsweep.core import tsv
-from asrsweep.core.common import UserError, atomic_write, cli_main, load_section, record_command, write_text_atomic
+from asrsweep.core.common import UserError, atomic_write, cli_main, load_section, open_outdir, write_text_atomic
 from asrsweep.core.tokens import BLANK
 
 TYPES = ("unigram", "bpe", "char")
@@ -69,21 +69,15 @@ def train_spm(texts: list[str], cfg: TokenizerConfig) -> bytes:
     return model.getvalue()
 
 
-def main(argv: list[str] | None = None) -> None:
+def run(argv: list[str] | None = None) -> None:
     """Parse flags, train the tokenizer, write spm.model and tokens.txt atomically."""
-    cli_main(_run, argv)
-
-
-def _run(argv: list[str] | None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m asrsweep.data.train_tokenizer", description=__doc__.split("\n\n")[1])
     parser.add_argument("--config", required=True, help="stage config.json (section tokenizer)")
     parser.add_argument("--data", required=True, help="data dir holding train.tsv")
     parser.add_argument("--outdir", required=True, help="output dir for spm.model, tokens.txt")
     args = parser.parse_args(argv)
     cfg = load_section(args.config, "tokenizer", TokenizerConfig)
-    outdir = Path(args.outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
-    record_command(outdir)
+    outdir = open_outdir(args.outdir, argv)
     texts = read_texts(Path(args.data) / "train.tsv")
     import sentencepiece as spm
 
@@ -94,6 +88,11 @@ def _run(argv: list[str] | None) -> None:
         tmp.write_bytes(model)
     write_text_atomic(outdir / "tokens.txt", "\n".join(pieces) + "\n")
     print(f"tokenizer: {cfg.type}, {len(pieces)} CTC tokens (blank included) -> {outdir}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: `run` with UserErrors turned into one line on stderr and exit status 2."""
+    return cli_main(run, argv)
 
 
 if __name__ == "__main__":
