@@ -11,6 +11,7 @@ import pytest
 
 from asrsweep.results import status
 from asrsweep.core.common import UserError
+from asrsweep.core.stages import STAGES
 
 
 def make_experiment(tmp_path):
@@ -165,3 +166,46 @@ def test_experiment_mode_lists_runs_that_have_not_finished(tmp_path, write_exper
     assert results == tmp_path / "r" / "st" and set(runs) == {"order=3", "order=4"}
     rows = collect(results, tmp_path, None, None, runs)
     assert {r.state for r in rows} == {"pending"} and {r.stage for r in rows} >= {"train", "rescore"}
+
+
+
+def test_stages_from_disk_are_in_pipeline_order(tmp_path):
+    workdir, results = make_experiment(tmp_path)
+    stages = results / "runs" / "lr_a" / "stages.json"
+    # run_result writes stages.json key-sorted (write_json_atomic): alphabetical on disk
+    stages.write_text(json.dumps(json.loads(stages.read_text()), sort_keys=True))
+    rows = status.collect(results, workdir, "lr_a", None)
+    assert [r.stage for r in rows] == ["train", "emissions", "rescore", "decode_sweep"]  # unknown last
+    stages.write_text(json.dumps({"tokenizer": "t", "data": "d", "lmscore": "s", "decode": "x",
+                                  "features": "f"}, sort_keys=True))
+    assert list(status.read_stages(stages.parent)) == ["data", "features", "tokenizer", "decode", "lmscore"]
+
+
+def test_experiment_mode_is_in_pipeline_order(tmp_path, write_experiment, in_repo):
+    exp = write_experiment("variables: {ngram.order: [3, 4]}\n", "st")
+    results, runs = status.stages_from_experiment(exp, tmp_path / "r")
+    rows = status.collect(results, tmp_path, "order=3", None, runs)
+    assert [r.stage for r in rows] == [stage.name for stage in STAGES]
+
+
+def test_experiment_file_is_positional(tmp_path, write_experiment, in_repo, monkeypatch, capsys):
+    exp = write_experiment("variables: {ngram.order: [3, 4]}\n", "st")
+    status.main([str(exp), "--results", str(tmp_path / "r"), "--run", "order=4"])
+    captured = capsys.readouterr()
+    assert f"order=4: {len(STAGES)} pending" in captured.out
+    assert captured.err.strip() == (f"({tmp_path / 'r' / 'st'}: no such folder; if the workflow ran "
+                                    "with --config results=DIR, pass --results DIR)")
+    (tmp_path / "results" / "st").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)  # --results defaults to ./results
+    status.main([str(exp), "--json"])
+    captured = capsys.readouterr()
+    assert captured.err == "" and {r["run"] for r in json.loads(captured.out)} == {"order=3", "order=4"}
+
+
+def test_help_shows_the_readme_form(capsys):
+    with pytest.raises(SystemExit):
+        status.main(["--help"])
+    assert capsys.readouterr().out.startswith("usage: asrsweep status E.yaml [--results DIR]")
+    with pytest.raises(SystemExit) as stop:
+        status.main([])
+    assert stop.value.code == 2 and "give an experiment file, or --results" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """The `asrsweep` command: `asrsweep plan|explain|collect|status <experiment.yaml>`.
 
-Each subcommand is a module of its own (`python -m asrsweep.experiment.plan` is the same as
-`asrsweep plan`); this file only dispatches.
+Each subcommand is a module of its own (`python -m asrsweep.experiment.plan E.yaml` is the same
+as `asrsweep plan E.yaml`, flags included); this file only dispatches.
 """
 
 from __future__ import annotations
@@ -25,15 +25,6 @@ MODULES = {
 }
 
 
-def translate(command: str, args: list[str]) -> list[str]:
-    """Map `collect`/`status` on an experiment file to their modules' flags."""
-    if command not in ("collect", "status") or not args or args[0].startswith("-"):
-        return args
-    experiment, rest = args[0], args[1:]
-    default_results = [] if "--results" in rest else ["--results", "results"]
-    return ["--experiment", experiment, *default_results, *rest]
-
-
 def run(argv: list[str] | None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
@@ -43,7 +34,7 @@ def run(argv: list[str] | None) -> None:
             raise UserError(f"unknown command '{argv[0]}'; use one of {', '.join(COMMANDS)}")
         return
     module = importlib.import_module(MODULES[argv[0]])
-    module.main(translate(argv[0], argv[1:]))
+    module.main(argv[1:])
 
 
 def main(argv: list[str] | None = None) -> None:

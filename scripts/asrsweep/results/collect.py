@@ -1,4 +1,4 @@
-"""python -m asrsweep.results.collect --experiment E.yaml [--results results]   (`asrsweep collect E.yaml`)
+"""python -m asrsweep.results.collect E.yaml [--results results]   (`asrsweep collect E.yaml`)
    python -m asrsweep.results.collect --summary R/E/summary.tsv
 
 Print the results of an experiment as aligned terminal tables: per run, the frozen test WER of
@@ -6,9 +6,10 @@ greedy, n-gram beam and rescored decoding (each selected on dev), then the chose
 run (like wav2letter's collect), then the seed means when there are several seeds, and the best
 run by rescored dev WER (selection on dev, never on test).
 
-With --experiment, the experiment's summary.tsv is read when it covers every run; mid-sweep
-(or when some runs failed) the table is gathered from the runs whose results are on disk, and
-the first line says how many of how many that is. Nothing is written either way.
+With an experiment file, its summary.tsv under --results (the `results=` the workflow ran with)
+is read when it covers every run; mid-sweep (or when some runs failed) the table is gathered
+from the runs whose results are on disk, and the first line says how many of how many that is.
+Nothing is written either way.
 """
 
 from __future__ import annotations
@@ -91,7 +92,12 @@ def gather_finished(index: SweepIndex, name: str) -> tuple[pd.DataFrame, str]:
     results = [(result_of(name, run.run_id, run.values, index.stages(name, run.run_id)),
                 index.run_dirs()[(name, run.run_id)]) for run in runs if index.run_finished(name, run.run_id)]
     if not results:
-        raise UserError(f"{name}: no run has finished yet; `asrsweep status` shows where each stands")
+        folder = index.results / name
+        if not folder.is_dir():
+            raise UserError(f"{name}: nothing in {folder} (no such folder); if the workflow ran with "
+                            f"--config results=DIR, pass --results DIR")
+        raise UserError(f"{name}: no run has finished yet in {folder}; `asrsweep status` shows where "
+                        f"each stands (results elsewhere? pass --results DIR)")
     text = summarize_results(results).to_csv(sep="\t", index=False, na_rep="")
     note = (f"partial: {len(results)} of {len(runs)} runs finished (summary.tsv is written when all "
             f"have; `asrsweep status` shows the others)")
@@ -113,12 +119,16 @@ def experiment_table(experiment: str, results: str) -> tuple[pd.DataFrame, str |
 
 def run(argv: list[str] | None = None) -> str:
     """Read the summary (or the finished runs) and print the report."""
-    parser = argparse.ArgumentParser(prog="python -m asrsweep.results.collect", description=__doc__.splitlines()[0])
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--experiment", help="an experiment file")
-    source.add_argument("--summary", type=Path, help="an experiment's summary.tsv")
-    parser.add_argument("--results", default="results", help="results folder (with --experiment)")
+    parser = argparse.ArgumentParser(
+        prog="asrsweep collect", description=run.__doc__,
+        usage="%(prog)s E.yaml [--results DIR]\n       %(prog)s --summary DIR/E/summary.tsv")
+    parser.add_argument("experiment", nargs="?", metavar="E.yaml", help="an experiment file")
+    parser.add_argument("--summary", type=Path, help="an experiment's summary.tsv (instead of an experiment file)")
+    parser.add_argument("--results", default="results", metavar="DIR",
+                        help="the results root the workflow wrote to (its `results=`; default: results)")
     args = parser.parse_args(argv)
+    if (args.experiment is None) == (args.summary is None):
+        parser.error("give an experiment file or --summary (one of them)")
     note = None
     if args.experiment:
         table, note = experiment_table(args.experiment, args.results)

@@ -1,15 +1,17 @@
-"""python -m asrsweep.results.status --experiment config/experiments/demo.yaml --results results [--run RUN] [--json]
+"""python -m asrsweep.results.status E.yaml [--results results] [--run RUN] [--json]   (`asrsweep status E.yaml`)
    python -m asrsweep.results.status --results results/demo [--workdir .] [--run RUN] [--json]
 
 Show where each run of an experiment stands: which stages are done, running, failed or pending.
 
-With --experiment, the stages of every run come from the experiment file (runs not yet started
-included); without it, from the run folders, which one job writes once every run of the
-experiment has finished:
+With an experiment file, the stages of every run come from it (runs not yet started included)
+and --results is the results root the workflow wrote to (its `results=`, default results);
+without one, --results is the experiment's folder R/<experiment> and the stages come from its
+run folders, which one job writes once every run of the experiment has finished:
 
 `<results>/runs/<run>/stages.json` ({"stage": "path of its main output"}, written by the
 workflow; a value may also be {"output": path, "rule": rule name} to consider only that rule's
-jobs and logs). Relative paths are relative to --workdir, the directory snakemake runs in.
+jobs and logs). Stages are listed in pipeline order (`core.stages`) either way. Relative paths
+are relative to --workdir, the directory snakemake runs in.
 A job or log belongs to a stage when its wildcard values all occur in the stage's output path,
 one of them below --results (the stage key, not just the experiment name). A stage is
 - done:    its output exists;
@@ -30,10 +32,12 @@ import base64
 import json
 import re
 import subprocess
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from asrsweep.core.common import UserError, cli_main, read_json
+from asrsweep.core.stages import STAGES
 
 SQUEUE = ["squeue", "--me", "--noheader", "--format=%i|%T|%M|%k"]
 # Path and wildcard strings are compared as sets of tokens: the slurm executor joins wildcard
@@ -44,6 +48,8 @@ CAUSES = [  # (pattern in a SLURM log, cause shown)
     (re.compile(r"oom[-_ ]kill|out of memory|OUT_OF_MEMORY", re.IGNORECASE), "out of memory"),
     (re.compile(r"DUE TO PREEMPTION|CANCELLED"), "cancelled"),
 ]
+# stages.json is written key-sorted; runs list their stages in pipeline order, unknown names last.
+PIPELINE_ORDER = {stage.name: i for i, stage in enumerate(STAGES)}
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,7 @@ def read_stages(run_dir: Path) -> dict[str, tuple[str, str | None]]:
     if not isinstance(stages, dict):
         raise UserError(f"{path}: expected a mapping stage -> output path")
     result = {}
-    for stage, value in stages.items():
+    for stage, value in sorted(stages.items(), key=lambda item: PIPELINE_ORDER.get(item[0], len(STAGES))):
         if isinstance(value, str):
             result[stage] = (value, None)
         elif isinstance(value, dict) and set(value) <= {"output", "rule"} and "output" in value:
@@ -276,24 +282,34 @@ def format_table(rows: list[StageStatus], squeue_ok: bool) -> str:
 
 
 def run(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--experiment", type=Path, help="experiment file: every run, finished or not")
-    parser.add_argument("--results", type=Path, required=True,
-                        help="results root with --experiment, else the results/<experiment> folder")
+    """Print the state of every stage of every run (a table, or JSON records)."""
+    parser = argparse.ArgumentParser(
+        prog="asrsweep status", description=run.__doc__,
+        usage="%(prog)s E.yaml [--results DIR] [--workdir .] [--run RUN] [--json]\n"
+              "       %(prog)s --results DIR/E [--workdir .] [--run RUN] [--json]")
+    parser.add_argument("experiment", type=Path, nargs="?", metavar="E.yaml",
+                        help="experiment file: every run, finished or not (with --results = the results root)")
+    parser.add_argument("--results", type=Path, metavar="DIR",
+                        help="the results root with an experiment file (default: results), else the "
+                             "results/<experiment> folder")
     parser.add_argument("--workdir", type=Path, default=Path("."), help="where snakemake runs (default: .)")
     parser.add_argument("--run", help="show only this run")
     parser.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     args = parser.parse_args(argv)
+    if args.experiment is None and args.results is None:
+        parser.error("give an experiment file, or --results results/<experiment>")
     jobs = query_squeue()
     results, runs = args.results, None
     if args.experiment:
-        results, runs = stages_from_experiment(args.experiment, args.results)
+        results, runs = stages_from_experiment(args.experiment, args.results or Path("results"))
     rows = collect(results, args.workdir, args.run, jobs, runs)
+    if args.experiment and not results.is_dir():
+        print(f"({results}: no such folder; if the workflow ran with --config results=DIR, pass "
+              f"--results DIR)", file=sys.stderr)
     if args.json:
         print(json.dumps([asdict(r) for r in rows], indent=2))
     else:
         print(format_table(rows, jobs is not None))
-
 
 
 def main(argv: list[str] | None = None) -> None:
