@@ -12,17 +12,14 @@ transcript changes the manifest's hash; re-encoding an audio file changes its si
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 import os
 from pathlib import Path
 
 from asrsweep.core.common import UserError
+from asrsweep.core.manifest import AUDIO_KEYS, manifest_rows
 
-# Column names a manifest may use for the audio path (the same aliases data.prepare_corpus reads).
-AUDIO_KEYS = ("audio", "path", "wav", "file", "audio_path", "audio_filepath")
-MANIFEST_SUFFIXES = (".tsv", ".jsonl")
+MANIFEST_SUFFIXES = (".tsv", ".jsonl", ".json")
 
 
 def check_exists(path: str, setting: str, where: str, what: str) -> Path:
@@ -70,23 +67,12 @@ def _entries(path: Path):
 
 
 def _manifest_audio(path: Path) -> list[str]:
-    """The audio paths a .tsv (header) or .jsonl manifest names (unreadable rows are skipped)."""
-    text = path.read_bytes().decode("utf-8", errors="replace")
-    if path.suffix == ".jsonl":
-        rows = []
-        for line in text.splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    else:
-        rows = list(csv.DictReader(text.splitlines(), delimiter="\t"))
+    """The audio paths a manifest names (read by the same rules as data.prepare_corpus)."""
     out = []
-    for row in rows:
-        if isinstance(row, dict):
-            key = next((k for k in AUDIO_KEYS if row.get(k)), None)
-            if key and isinstance(row[key], str):
-                out.append(row[key])
+    for row in manifest_rows(path):
+        key = next((k for k in AUDIO_KEYS if row.get(k)), None)
+        if key and isinstance(row[key], str):
+            out.append(row[key])
     return out
 
 
