@@ -25,7 +25,18 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from asrsweep.core import tsv  # noqa: E402
 from asrsweep.core.common import UserError, atomic_write, cli_main, read_json, record_command  # noqa: E402
+
+
+def read_numeric(path) -> pd.DataFrame:
+    """A table of the project's TSV format with its numeric columns as numbers."""
+    frame = tsv.read_frame(path)
+    for column in frame.columns:
+        converted = pd.to_numeric(frame[column], errors="coerce")
+        if converted.notna().sum() == (frame[column] != "").sum():
+            frame[column] = converted
+    return frame
 
 
 def load_runs(runs_dir: Path) -> list[dict]:
@@ -58,7 +69,7 @@ def save_png(fig, path: Path) -> Path:
 def training_curves(results: list[dict], out: Path) -> Path | None:
     """One panel per logged quantity; acoustic model and LM logs side by side."""
     panels = [("train_log", c) for c in ("train_loss", "dev_loss", "dev_cer")] + [("lm_log", c) for c in ("train_loss", "dev_loss")]
-    logs = {key: [(run, pd.read_csv(p, sep="\t")) for run, p in unique_paths(results, key)] for key in ("train_log", "lm_log")}
+    logs = {key: [(run, read_numeric(p)) for run, p in unique_paths(results, key)] for key in ("train_log", "lm_log")}
     panels = [(k, c) for k, c in panels if any(c in df.columns for _, df in logs[k])]
     if not panels:
         return None
@@ -94,7 +105,7 @@ def sweep_plots(results: list[dict], outdir: Path) -> list[Path]:
     """sweep_<run>.png from each distinct sweep.tsv (beam rows only)."""
     made = []
     for run, path in unique_paths(results, "sweep"):
-        sweep = pd.read_csv(path, sep="\t")
+        sweep = read_numeric(path)
         if "decoder" in sweep.columns:
             sweep = sweep[sweep["decoder"] != "greedy"]
         sweep = sweep.dropna(subset=["lm_weight", "word_score"])
@@ -105,7 +116,7 @@ def sweep_plots(results: list[dict], outdir: Path) -> list[Path]:
 
 def rescore_plots(results: list[dict], outdir: Path) -> list[Path]:
     """rescore_<run>.png from each distinct grid.tsv."""
-    return [heatmap(pd.read_csv(path, sep="\t"), "lm_weight", "ngram_weight", f"{run}: rescoring (min over length)",
+    return [heatmap(read_numeric(path), "lm_weight", "ngram_weight", f"{run}: rescoring (min over length)",
                     outdir / f"rescore_{run}.png") for run, path in unique_paths(results, "grid")]
 
 
@@ -136,7 +147,7 @@ def run(argv: list[str] | None = None) -> list[Path]:
     results = load_runs(args.runs)
     pngs = [p for p in [training_curves(results, args.outdir / "training_curves.png")] if p]
     pngs += sweep_plots(results, args.outdir) + rescore_plots(results, args.outdir)
-    write_html(pd.read_csv(args.summary, sep="\t", keep_default_na=False), pngs, args.outdir / "summary.html")
+    write_html(tsv.read_frame(args.summary), pngs, args.outdir / "summary.html")
     print(f"{args.outdir}: {len(pngs)} plots + summary.html", flush=True)
     return pngs + [args.outdir / "summary.html"]
 

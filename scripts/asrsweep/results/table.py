@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from asrsweep.core import tsv
 from asrsweep.core.common import UserError, read_json
 
 METRICS = ["dev_wer", "dev_cer", "test_wer", "test_cer", "oracle_dev_wer", "oracle_test_wer",
@@ -122,5 +123,5 @@ def concat_summaries(paths: list[Path]) -> pd.DataFrame:
     for path in paths:
         if not path.exists():
             raise UserError(f"{path}: file not found")
-        frames.append(pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False))
+        frames.append(tsv.read_frame(path))
     return pd.concat(frames, ignore_index=True).fillna("")
