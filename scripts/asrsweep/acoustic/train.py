@@ -35,17 +35,17 @@ LOG_COLUMNS = ("step", "epoch", "lr", "train_loss", "dev_loss", "dev_cer", "seco
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Section `train` of the recipe."""
+    """Section `train` of the recipe (defaults: workflow/schemas/recipe.schema.yaml)."""
 
-    max_steps: int = 3000  # optimizer steps in total (raise it to continue a finished run)
-    batch_frames: int = 20000  # padded input frames per batch (per rank under DDP)
+    max_steps: int = 580  # optimizer steps in total (raise it to continue a finished run)
+    batch_frames: int = 16000  # padded input frames per batch (per rank under DDP)
     lr: float = 2e-3  # peak AdamW learning rate
-    warmup_steps: int = 300  # linear warmup steps
+    warmup_steps: int = 100  # linear warmup steps
     schedule: str = "cosine"  # decay after warmup to 0 at max_steps: cosine | linear
     weight_decay: float = 0.01  # AdamW weight decay (matrices only, not biases/norms)
     grad_clip: float = 5.0  # max global gradient norm
-    eval_every: int = 250  # dev loss + greedy CER every N steps (and at the end); 0 = end only
-    checkpoint_every: int = 250  # checkpoint every N steps (and at the end, and on SIGTERM); 0 = not periodic
+    eval_every: int = 100  # dev loss + greedy CER every N steps (and at the end); 0 = end only
+    checkpoint_every: int = 100  # checkpoint every N steps (and at the end, and on SIGTERM); 0 = not periodic
     keep_checkpoints: int = 2  # newest checkpoints kept in --checkpoint-dir
     specaugment: SpecAugmentConfig = dataclasses.field(default_factory=SpecAugmentConfig)
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
