@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from asrsweep.acoustic.batching import epoch_batches, pad_batch, pad_targets  # noqa: E402
 from asrsweep.acoustic.model import ModelConfig, build_model  # noqa: E402
-from asrsweep.acoustic.train import Trainer, TrainConfig  # noqa: E402
+from asrsweep.acoustic.train import Trainer, TrainConfig, TrainPaths  # noqa: E402
 
 DEFAULT = {"seed": 1, "model": {}, "train": {"checkpoint_every": 10}}
 
@@ -72,9 +72,8 @@ def main() -> None:
     features, tokenizer = (Path(args.features), Path(args.tokenizer)) if args.features else fabricate(work)
     train_cfg = TrainConfig(**stage["train"])
     train_cfg = dataclasses.replace(train_cfg, eval_every=0, max_steps=args.steps * (args.rounds + 1))
-    ns = argparse.Namespace(features=str(features), tokenizer=str(tokenizer), outdir=str(work / "out"),
-                            checkpoint_dir=str(work / "ckpt"), threads=args.threads, resume_required=False)
-    trainer = Trainer(ns, train_cfg, ModelConfig(**stage["model"]), stage.get("seed", 1))
+    paths = TrainPaths(features, tokenizer, work / "out", work / "ckpt")
+    trainer = Trainer(train_cfg, ModelConfig(**stage["model"]), stage.get("seed", 1), paths, threads=args.threads)
     trainer.eval_and_log = lambda: None  # timed separately below
     batches = batch_sequence(trainer, train_cfg.max_steps)
     torch.manual_seed(0)

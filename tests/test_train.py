@@ -115,7 +115,33 @@ def test_raising_max_steps_continues_from_last_checkpoint(finished, corpus, tmp_
     assert "resumed from" in result.stderr and "(step 6)" in result.stderr
     log = (run / "out" / "train_log.tsv").read_text().splitlines()
     assert [row.split("\t")[0] for row in log[1:]] == ["3", "6", "9"]
-    assert json.loads((run / "out" / "train.json").read_text())["steps"] == 9
+    info = json.loads((run / "out" / "train.json").read_text())
+    assert info["steps"] == 9
+    assert [(r["step"], r["changed"]) for r in info["resumed_from"]] == [(6, {"max_steps": [6, 9]})]
+
+
+def test_lower_max_steps_resumes_with_a_warning_and_a_record(finished, corpus, tmp_path):
+    root, _ = finished
+    (tmp_path / "ckpt").mkdir()
+    __import__("shutil").copy(root / "ckpt" / "ckpt-4.pt", tmp_path / "ckpt")  # trained for 6 steps
+    result = run_cli(train_argv(corpus, write_config(tmp_path / "c.json", max_steps=5, eval_every=5), tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "was trained with other train settings (eval_every 3 -> 5, max_steps 6 -> 5)" in result.stderr
+    info = json.loads((tmp_path / "out" / "train.json").read_text())
+    assert info["steps"] == 5 and info["resumed_from"] == [
+        {"step": 4, "checkpoint": str(tmp_path / "ckpt" / "ckpt-4.pt"),
+         "changed": {"eval_every": [3, 5], "max_steps": [6, 5]}}]
+    assert json.loads((root / "out" / "train.json").read_text())["resumed_from"] == []
+
+
+def test_max_steps_below_the_checkpoint_is_refused(finished, corpus, tmp_path):
+    root, _ = finished
+    __import__("shutil").copytree(root / "ckpt", tmp_path / "ckpt")
+    result = run_cli(train_argv(corpus, write_config(tmp_path / "c.json", max_steps=5), tmp_path))
+    assert result.returncode == 2 and not (tmp_path / "out" / "model.pt").exists()
+    assert result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'ckpt' / 'ckpt-6.pt'}: checkpoint is at step 6, past train.max_steps 5; "
+        f"raise train.max_steps to 6 or more, or start a new run (remove {tmp_path / 'ckpt'})"]
 
 
 def test_continue_without_checkpoint_is_a_user_error(corpus, tmp_path):
@@ -133,16 +159,13 @@ def test_checkpoint_of_another_architecture_is_refused(finished, corpus, tmp_pat
 
 
 def test_init_from_forks_weights_with_fresh_optimizer(finished, corpus, tmp_path):
-    from asrsweep.acoustic.train import Trainer, TrainConfig
     from asrsweep.acoustic.model import ModelConfig
-    import argparse
+    from asrsweep.acoustic.train import Trainer, TrainConfig, TrainPaths
 
     root, _ = finished
-    argv = train_argv(corpus, tmp_path / "unused.json", tmp_path)
-    args = argparse.Namespace(**{a[2:].replace("-", "_"): b for a, b in zip(argv[::2], argv[1::2])})
-    args.threads, args.resume_required = 1, False
+    paths = TrainPaths(corpus["features"], corpus["tokenizer"], tmp_path / "out", tmp_path / "ckpt")
     cfg = TrainConfig(**{**TINY_TRAIN, "specaugment": {}, "init_from": str(root / "out" / "model.pt")})
-    trainer = Trainer(args, cfg, ModelConfig(**TINY_MODEL), seed=5)
+    trainer = Trainer(cfg, ModelConfig(**TINY_MODEL), 5, paths, threads=1)
     assert_same_weights(trainer.model.state_dict(), weights(root / "out" / "model.pt", "state_dict"))
     assert trainer.progress.step == 0 and not trainer.opt.state
     config = write_config(tmp_path / "c.json", max_steps=2, init_from=str(root / "ckpt"))

@@ -1,8 +1,9 @@
-"""python -m asrsweep.acoustic.train --config <stage>/config.json --features <R/E/features/k> --tokenizer <R/E/tokenizer/k> --outdir <R/E/train/k> --checkpoint-dir <R/E/checkpoints/k> [--threads N] [--continue]
+"""python -m asrsweep.acoustic.train --config <stage>/config.json --features <R/E/features/k> --tokenizer <R/E/tokenizer/k> --outdir <R/E/train/k> --checkpoint-dir <R/E/checkpoints/train-k> [--threads N] [--continue]
 
 Trains the CTC model (sections `model`, `train`, top-level `seed`). Resumes from the newest valid
 checkpoint in --checkpoint-dir (bit-exact on CPU); SIGTERM/SIGUSR1 save a checkpoint at the next
-step boundary and exit 75. Writes model.pt (best dev CER), train_log.tsv and train.json.
+step boundary and exit 75. Writes model.pt (best dev CER), train_log.tsv and train.json (whose
+`resumed_from` lists resumes from a checkpoint trained under other `train` settings).
 Under torchrun (WORLD_SIZE > 1) it runs DDP: nccl on CUDA, gloo on CPU.
 """
 
@@ -12,7 +13,6 @@ import dataclasses
 import functools
 import math
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -21,16 +21,41 @@ import torch
 import torch.nn.functional as F
 
 from asrsweep.acoustic.batching import SpecAugmentConfig, epoch_batches, pad_batch, pad_targets, spec_augment
-from asrsweep.core.checkpoint import (Progress, exclusive, latest_valid, list_checkpoints, load_init_weights, rng_state,
-                                 save_checkpoint, set_rng_state)
-from asrsweep.core.common import (UserError, cli_main, load_section, read_json, record_command, torch_save_atomic,
-                             write_json_atomic, write_text_atomic)
-from asrsweep.acoustic.emissions import autocast, batched_forward, load_features
-from asrsweep.acoustic.model import ModelConfig, build_model, count_params, subsampled_lengths
+from asrsweep.acoustic.forward import autocast, autocast_dtype, batched_forward, load_split, use_threads
+from asrsweep.acoustic.model import ModelConfig, build_model, count_params
+from asrsweep.core.checkpoint import (EXIT_PREEMPTED, REQUIRED, StopSignal, exclusive, latest_valid, list_checkpoints,
+                                      load_init_weights, resume_record, rng_state, save_checkpoint, set_rng_state)
+from asrsweep.core.common import (UserError, cli_main, load_section, open_outdir, read_json, torch_save_atomic,
+                                  write_json_atomic, write_text_atomic)
 from asrsweep.core.tokens import Tokens, ctc_collapse, decode_ids
 
-EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "saved, run me again"
 LOG_COLUMNS = ("step", "epoch", "lr", "train_loss", "dev_loss", "dev_cer", "seconds")
+CHECKPOINT_KEYS = REQUIRED | {"epoch", "index", "train_config"}
+
+
+@dataclasses.dataclass
+class Progress:
+    """Everything about the run's position that a checkpoint must restore."""
+
+    step: int = 0
+    epoch: int = 0
+    index: int = 0  # next batch within the epoch
+    loss_sum: float = 0.0  # train loss since the last log row
+    loss_n: int = 0
+    seconds: float = 0.0  # training wall time of earlier processes
+    log: list = dataclasses.field(default_factory=list)
+    best: dict | None = None  # {"step", "dev_cer", "dev_loss", "state_dict"}
+    resumes: list = dataclasses.field(default_factory=list)  # resumes under changed settings (resume_record)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainPaths:
+    """Where a training reads and writes (the step's path flags)."""
+
+    features: Path  # train.pt and dev.pt
+    tokenizer: Path  # spm.model / tokens.txt
+    outdir: Path  # model.pt, train_log.tsv, train.json
+    checkpoint_dir: Path  # ckpt-<step>.pt, resumed from when present
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,30 +100,9 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     return 1.0 - progress if cfg.schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def load_split(path: Path, tokens: Tokens, subsampling: int | None) -> dict:
-    """Features + CTC targets of one split; with `subsampling`, drop utterances CTC cannot align."""
-    blob = load_features(path)
-    feats, texts = blob["feats"], blob["texts"]
-    targets = [tokens.encode(t) for t in texts]
-    keep = list(range(len(feats)))
-    if subsampling:
-        out = subsampled_lengths(torch.tensor([f.shape[0] for f in feats]), subsampling).tolist()
-        # CTC needs one frame per token plus a blank between repeated tokens.
-        need = [len(t) + sum(a == b for a, b in zip(t, t[1:])) for t in targets]
-        keep = [i for i in keep if out[i] >= need[i]]
-        if len(keep) < len(feats):
-            print(f"warning: {path}: dropped {len(feats) - len(keep)} utterances too short for their text",
-                  file=sys.stderr, flush=True)
-    if not keep:
-        raise UserError(f"{path}: no usable utterances")
-    return {"feats": [feats[i] for i in keep], "texts": [texts[i] for i in keep],
-            "targets": [targets[i] for i in keep], "lengths": [feats[i].shape[0] for i in keep]}
-
-
 def setup_device(threads: int | None) -> tuple[int, int, torch.device]:
     """(rank, world, device); starts the DDP process group under torchrun. CPU when CUDA is absent."""
-    if threads:
-        torch.set_num_threads(threads)
+    use_threads(threads)
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     # CUDA_VISIBLE_DEVICES may be set on a GPU-less node (fake SLURM GPUs): trust is_available only.
     if torch.cuda.is_available():
@@ -115,12 +119,13 @@ def setup_device(threads: int | None) -> tuple[int, int, torch.device]:
 class Trainer:
     """Setup -> `run()` (train loop with eval and checkpoints) -> `finish()` writes the outputs."""
 
-    def __init__(self, args: argparse.Namespace, cfg: TrainConfig, model_cfg: ModelConfig, seed: int):
-        self.args, self.cfg, self.seed = args, cfg, seed
-        self.rank, self.world, self.device = setup_device(args.threads)
-        self.tokens = Tokens.load(args.tokenizer)
+    def __init__(self, cfg: TrainConfig, model_cfg: ModelConfig, seed: int, paths: TrainPaths,
+                 threads: int | None = None, resume_required: bool = False):
+        self.cfg, self.seed, self.paths = cfg, seed, paths
+        self.rank, self.world, self.device = setup_device(threads)
+        self.tokens = Tokens.load(paths.tokenizer)
         self.model_args = None
-        self.load_data(Path(args.features), model_cfg)
+        self.load_data(paths.features, model_cfg)
         torch.manual_seed(seed)  # weight init depends on the seed only
         self.model = build_model(self.model_args).to(self.device)
         decay = [p for p in self.model.parameters() if p.ndim >= 2]
@@ -129,10 +134,10 @@ class Trainer:
                                      lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, functools.partial(lr_factor, cfg=cfg))
         self.progress = Progress()
-        self.restore(Path(args.checkpoint_dir), args.resume_required)
-        self.dtype = self.pick_dtype()
+        self.restore(paths.checkpoint_dir, resume_required)
+        self.dtype = autocast_dtype(cfg.precision, self.device)
         self.net = self.wrap()
-        self.stop_flag = False
+        self.stop = StopSignal()  # entered around `run()` by the CLI; the bench never signals
         self.t0 = time.time()
 
     def load_data(self, features: Path, model_cfg: ModelConfig) -> None:
@@ -144,13 +149,14 @@ class Trainer:
 
     def restore(self, ckdir: Path, required: bool) -> None:
         """Resume from the newest valid checkpoint, else fork from init_from, else start fresh."""
-        blob = latest_valid(ckdir)
-        if blob is None and required:
+        found = latest_valid(ckdir, CHECKPOINT_KEYS)
+        if found is None and required:
             raise UserError(f"{ckdir}: --continue given but no valid checkpoint there; drop --continue to start fresh")
-        if blob is None:
+        if found is None:
             if self.cfg.init_from:
                 self.load_weights(*load_init_weights(self.cfg.init_from), self.cfg.init_from)
             return
+        path, blob = found
         if blob["model_args"] != self.model_args:
             diff = sorted(k for k in set(blob["model_args"]) | set(self.model_args)
                           if blob["model_args"].get(k) != self.model_args.get(k))
@@ -162,7 +168,10 @@ class Trainer:
         set_rng_state(blob["rng"])  # the step RNGs are reseeded per step; this covers everything else
         fields = {f.name for f in dataclasses.fields(Progress)}
         self.progress = Progress(**{k: blob[k] for k in fields if k in blob})
-        self.say(f"resumed from {ckdir}/ckpt-{blob['step']}.pt (step {blob['step']})")
+        changed = resume_record(path, blob["step"], blob["train_config"], dataclasses.asdict(self.cfg), "train")
+        if changed:
+            self.progress.resumes.append(changed)
+        self.say(f"resumed from {path} (step {blob['step']})")
 
     def load_weights(self, args: dict, weights: dict, source: str) -> None:
         """Fork: copy another run's weights (same architecture up to dropout); optimizer stays fresh."""
@@ -172,13 +181,6 @@ class Trainer:
             raise UserError(f"train.init_from: {source}: model differs in {', '.join(diff)}")
         self.model.load_state_dict(weights)
         self.say(f"initialised weights from {source}")
-
-    def pick_dtype(self) -> torch.dtype | None:
-        """Autocast dtype: bf16 when asked (or auto on CUDA), None = full fp32."""
-        want = self.cfg.precision
-        if want == "auto":
-            want = "bf16" if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-        return torch.bfloat16 if want == "bf16" else None
 
     def wrap(self):
         """The module the train step calls: DDP and/or torch.compile around `self.model`."""
@@ -227,7 +229,7 @@ class Trainer:
 
     def diverged(self, loss: float, norm: float) -> None:
         """Stop without saving: the newest checkpoint on disk is the last good state."""
-        found = list_checkpoints(self.args.checkpoint_dir)
+        found = list_checkpoints(self.paths.checkpoint_dir)
         kept = f"last good checkpoint kept: {found[0][1]}" if found else "no checkpoint was written yet"
         raise UserError(f"train: non-finite loss {loss} / grad norm {norm} at step {self.progress.step + 1}; "
                         f"{kept}; lower train.lr or check the features for inf/nan")
@@ -239,7 +241,7 @@ class Trainer:
             batches = epoch_batches(self.train["lengths"], self.cfg.batch_frames, self.seed, p.epoch,
                                     self.rank, self.world)
             if not batches:
-                raise UserError(f"{self.args.features}: fewer batches than DDP ranks; lower train.batch_frames")
+                raise UserError(f"{self.paths.features}: fewer batches than DDP ranks; lower train.batch_frames")
             while p.index < len(batches) and p.step < self.cfg.max_steps:
                 loss = self.train_step(batches[p.index])
                 p.step, p.index, p.loss_sum, p.loss_n = p.step + 1, p.index + 1, p.loss_sum + loss, p.loss_n + 1
@@ -269,7 +271,7 @@ class Trainer:
         last = p.step >= cfg.max_steps
         if last or (cfg.eval_every and p.step % cfg.eval_every == 0):
             self.eval_and_log()
-        stop = self.stop_flag
+        stop = self.stop.requested
         if self.world > 1:  # every rank must stop at the same step
             flag = torch.tensor([float(stop)], device=self.device)
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
@@ -325,14 +327,12 @@ class Trainer:
                          model=self.model.state_dict(), optimizer=self.opt.state_dict(),
                          scheduler=self.sched.state_dict(), rng=rng_state(), seed=self.seed,
                          train_config=dataclasses.asdict(self.cfg))
-            save_checkpoint(self.args.checkpoint_dir, state, self.cfg.keep_checkpoints)
+            save_checkpoint(self.paths.checkpoint_dir, state, self.cfg.keep_checkpoints)
 
-    def finish(self, stage_config: dict) -> None:
-        """Write model.pt (best dev CER), train_log.tsv and train.json (rank 0)."""
-        p, outdir = self.progress, Path(self.args.outdir)
+    def finish(self, stage_config: dict) -> dict | None:
+        """Write model.pt (best dev CER), train_log.tsv and train.json (rank 0); returns train.json's content."""
+        p, outdir, summary = self.progress, self.paths.outdir, None
         if self.rank == 0:
-            if p.step > self.cfg.max_steps:
-                self.say(f"warning: checkpoint is at step {p.step} > train.max_steps {self.cfg.max_steps}")
             best, n_params = p.best, count_params(self.model)
             torch_save_atomic({"model_args": self.model_args, "state_dict": best["state_dict"],
                                "tokens": self.tokens.pieces, "step": best["step"], "dev_cer": best["dev_cer"],
@@ -340,13 +340,14 @@ class Trainer:
             lines = ["\t".join(LOG_COLUMNS)] + ["\t".join(_fmt(r[c]) for c in LOG_COLUMNS) for r in p.log]
             write_text_atomic(outdir / "train_log.tsv", "\n".join(lines) + "\n")
             seconds = p.seconds + time.time() - self.t0
-            write_json_atomic(outdir / "train.json", {
-                "steps": p.step, "best_step": best["step"], "dev_loss": best["dev_loss"],
-                "dev_cer": best["dev_cer"], "n_params": n_params, "train_seconds": round(seconds, 1),
-                "config": stage_config})
+            summary = {"steps": p.step, "best_step": best["step"], "dev_loss": best["dev_loss"],
+                       "dev_cer": best["dev_cer"], "n_params": n_params, "train_seconds": round(seconds, 1),
+                       "resumed_from": p.resumes, "config": stage_config}
+            write_json_atomic(outdir / "train.json", summary)
             self.say(f"done: {p.step} steps, best dev CER {best['dev_cer']:.4f} at step {best['step']}")
         if self.world > 1:
             torch.distributed.destroy_process_group()
+        return summary
 
 
 def _fmt(value) -> str:
@@ -354,18 +355,14 @@ def _fmt(value) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Parse flags and train (see the module docstring)."""
-    cli_main(_run, argv)
-
-
-def _run(argv: list[str] | None) -> None:
+def run(argv: list[str] | None = None) -> dict | None:
+    """Train as the flags say (see the module docstring); returns train.json's content (rank 0)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="stage config.json (seed, model, train)")
-    parser.add_argument("--features", required=True, help="features dir with train.pt and dev.pt")
-    parser.add_argument("--tokenizer", required=True, help="tokenizer dir with spm.model and tokens.txt")
-    parser.add_argument("--outdir", required=True, help="output dir: model.pt train_log.tsv train.json")
-    parser.add_argument("--checkpoint-dir", required=True, help="checkpoints (resumed from when present)")
+    parser.add_argument("--features", required=True, type=Path, help="features dir with train.pt and dev.pt")
+    parser.add_argument("--tokenizer", required=True, type=Path, help="tokenizer dir with spm.model and tokens.txt")
+    parser.add_argument("--outdir", required=True, type=Path, help="output dir: model.pt train_log.tsv train.json")
+    parser.add_argument("--checkpoint-dir", required=True, type=Path, help="checkpoints (resumed from when present)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--continue", dest="resume_required", action="store_true",
                         help="require an existing checkpoint to resume from")
@@ -376,21 +373,20 @@ def _run(argv: list[str] | None) -> None:
     seed = stage_config.get("seed", 0)
     if not isinstance(seed, int):
         raise UserError(f"{args.config}: seed: {seed!r} is not an integer")
-    if int(os.environ.get("RANK", "0")) == 0:
-        Path(args.outdir).mkdir(parents=True, exist_ok=True)
-        record_command(args.outdir)
-    lock = exclusive(Path(args.checkpoint_dir)) if int(os.environ.get("RANK", "0")) == 0 \
-        else contextlib.nullcontext()
-    with lock:
-        trainer = Trainer(args, cfg, model_cfg, seed)
+    paths = TrainPaths(args.features, args.tokenizer, args.outdir, args.checkpoint_dir)
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    if rank0:
+        open_outdir(paths.outdir, argv)
+    with exclusive(paths.checkpoint_dir) if rank0 else contextlib.nullcontext():
+        trainer = Trainer(cfg, model_cfg, seed, paths, args.threads, args.resume_required)
+        with trainer.stop:
+            trainer.run()
+        return trainer.finish(stage_config)
 
-        def request_stop(signum, frame):  # only a flag: the loop saves at the next step boundary
-            trainer.stop_flag = True
 
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGUSR1, request_stop)
-        trainer.run()
-        trainer.finish(stage_config)
+def main(argv: list[str] | None = None) -> dict | None:
+    """Entry point: `run` with UserError -> one line on stderr, exit 2."""
+    return cli_main(run, argv)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,21 @@
-"""Training checkpoints for `asrsweep.acoustic.train` (not a step): save, prune, find the newest valid one.
+"""Training checkpoints of every trainer (not a step): folder lock, save + keep-N, newest valid, stop signals.
 
-A checkpoint `ckpt-<step>.pt` describes itself: model args and weights, optimizer, scheduler,
-step, sampler position (epoch, index in epoch), RNG states, best-so-far weights, log rows, and the
-train config it ran with. Written atomically; a truncated or corrupt one is skipped with a warning.
+Used by `asrsweep.acoustic.train` and `asrsweep.rescoring.train_lm`. A checkpoint `ckpt-<step>.pt`
+describes itself: at least model args and weights, optimizer, scheduler, step and RNG states
+(`REQUIRED`); each trainer adds what else its position needs (sampler position, log rows, best
+weights, tokenizer) and the config section it ran with. Written atomically; a truncated or corrupt
+one is skipped with a warning. SIGTERM/SIGUSR1 ask for a checkpoint at the next step boundary,
+then the trainer exits `EXIT_PREEMPTED` (75), which the SLURM profile resubmits. Resuming under
+other settings is reported (`resume_record`), and refused past the new max_steps.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import random
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -21,20 +25,10 @@ import torch
 from asrsweep.core.common import UserError, torch_save_atomic
 
 NAME = re.compile(r"^ckpt-(\d+)\.pt$")
-
-
-@dataclasses.dataclass
-class Progress:
-    """Everything about the run's position that a checkpoint must restore."""
-
-    step: int = 0
-    epoch: int = 0
-    index: int = 0  # next batch within the epoch
-    loss_sum: float = 0.0  # train loss since the last log row
-    loss_n: int = 0
-    seconds: float = 0.0  # training wall time of earlier processes
-    log: list = dataclasses.field(default_factory=list)
-    best: dict | None = None  # {"step", "dev_cer", "dev_loss", "state_dict"}
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "saved, run me again"; the SLURM profile's retries rely on it
+REQUIRED = frozenset({"model_args", "model", "optimizer", "scheduler", "step", "rng"})
+# Settings a resumed run may change without any effect on what it computes (exact resume).
+BOOKKEEPING = ("checkpoint_every", "keep_checkpoints")
 
 
 @contextlib.contextmanager
@@ -55,9 +49,6 @@ def exclusive(ckdir: Path):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-REQUIRED = {"model_args", "model", "optimizer", "scheduler", "step", "epoch", "index", "rng"}
 
 
 def rng_state() -> dict:
@@ -86,22 +77,22 @@ def list_checkpoints(ckdir: str | Path) -> list[tuple[int, Path]]:
     return sorted(found, reverse=True)
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """Load one checkpoint on CPU; raise ValueError when it is unreadable or incomplete."""
+def read_checkpoint(path: str | Path, required: frozenset = REQUIRED) -> dict:
+    """Load one checkpoint on CPU; raise ValueError when it is unreadable or lacks a `required` key."""
     try:
         blob = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # truncated zip, garbage bytes, pickling errors: all mean "corrupt"
         raise ValueError(f"{type(err).__name__}: {err}") from None
-    if not isinstance(blob, dict) or not REQUIRED <= set(blob):
-        raise ValueError(f"missing keys {sorted(REQUIRED - set(blob or {}))}")
+    if not isinstance(blob, dict) or not required <= set(blob):
+        raise ValueError(f"missing keys {sorted(required - set(blob if isinstance(blob, dict) else {}))}")
     return blob
 
 
-def latest_valid(ckdir: str | Path) -> dict | None:
-    """The newest checkpoint in `ckdir` that loads; corrupt ones are reported and skipped."""
-    for step, path in list_checkpoints(ckdir):
+def latest_valid(ckdir: str | Path, required: frozenset = REQUIRED) -> tuple[Path, dict] | None:
+    """(path, checkpoint) of the newest checkpoint in `ckdir` that loads; corrupt ones are reported and skipped."""
+    for _, path in list_checkpoints(ckdir):
         try:
-            return read_checkpoint(path)
+            return path, read_checkpoint(path, required)
         except ValueError as err:
             print(f"warning: skipping corrupt checkpoint {path} ({err})", file=sys.stderr, flush=True)
     return None
@@ -116,6 +107,60 @@ def save_checkpoint(ckdir: str | Path, state: dict, keep: int) -> Path:
     return path
 
 
+class StopSignal:
+    """While entered, SIGTERM and SIGUSR1 only set `requested`; the train loop checkpoints at the
+    next step boundary and exits `EXIT_PREEMPTED` (stopping mid-step would lose the step's state)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+    def __init__(self):
+        self.requested = False
+        self._old: dict = {}
+
+    def __enter__(self) -> StopSignal:
+        self._old = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+
+def config_changes(saved: dict, current: dict, prefix: str = "") -> dict[str, list]:
+    """{dotted setting: [checkpoint's value, current value]} for each setting that differs (not BOOKKEEPING)."""
+    changed = {}
+    for key in sorted(set(saved) | set(current)):
+        old, new = saved.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed.update(config_changes(old, new, f"{prefix}{key}."))
+        elif old != new and prefix + key not in BOOKKEEPING:
+            changed[prefix + key] = [old, new]
+    return changed
+
+
+def resume_record(path: Path, step: int, saved: dict, current: dict, section: str) -> dict | None:
+    """Check resuming checkpoint `path` (at `step`, trained with config section `saved`) under `current`.
+
+    Refused when the checkpoint is past the current max_steps: its lr schedule ran to another end.
+    Other changed settings are warned about and returned as {"step", "checkpoint", "changed"} for
+    the run's result; None when nothing changed.
+    """
+    ckdir = Path(path).parent
+    if step > current["max_steps"]:
+        raise UserError(f"{path}: checkpoint is at step {step}, past {section}.max_steps {current['max_steps']}; "
+                        f"raise {section}.max_steps to {step} or more, or start a new run (remove {ckdir})")
+    changed = config_changes(saved, current)
+    if not changed:
+        return None
+    what = ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in changed.items())
+    print(f"warning: {path} was trained with other {section} settings ({what}); continuing from step {step} "
+          "under the current ones", file=sys.stderr, flush=True)
+    return {"step": step, "checkpoint": str(path), "changed": changed}
+
+
 def load_init_weights(source: str | Path) -> tuple[dict, dict]:
     """(model_args, state_dict) from a checkpoint, a model.pt, or a dir holding either (for init_from)."""
     source = Path(source)
@@ -123,10 +168,10 @@ def load_init_weights(source: str | Path) -> tuple[dict, dict]:
         if (source / "model.pt").is_file():
             source = source / "model.pt"
         else:
-            blob = latest_valid(source)
-            if blob is None:
+            found = latest_valid(source)
+            if found is None:
                 raise UserError(f"train.init_from: {source}: no model.pt and no valid ckpt-*.pt inside")
-            return blob["model_args"], blob["model"]
+            return found[1]["model_args"], found[1]["model"]
     if not source.is_file():
         raise UserError(f"train.init_from: {source}: not found; give a model.pt, ckpt-*.pt or a dir")
     try:
