@@ -23,7 +23,7 @@ rule train_lm:
     shell:
         "({params.write_config} && python -m asrsweep.rescoring.train_lm"
         " --config {params.outdir}/config.json --text {input} --outdir {params.outdir}"
-        " --checkpoint-dir {params.checkpoints}) > {log} 2>&1"
+        " --checkpoint-dir {params.checkpoints} --threads {threads}) > {log} 2>&1"
 
 
 rule score_lm:
@@ -46,7 +46,7 @@ rule score_lm:
         runtime=60,
     shell:
         "python -m asrsweep.rescoring.score_lm --lm {params.lm} --nbest {params.nbest}"
-        " --outdir {params.outdir} > {log} 2>&1"
+        " --outdir {params.outdir} --threads {threads} > {log} 2>&1"
 
 
 rule rescore:

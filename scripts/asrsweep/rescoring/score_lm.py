@@ -1,4 +1,4 @@
-"""python -m asrsweep.rescoring.score_lm --lm LM --nbest NB --outdir OUT [--batch-size 64] [--device auto]
+"""python -m asrsweep.rescoring.score_lm --lm LM --nbest NB --outdir OUT [--batch-size 64] [--threads N] [--device auto]
 
 Score every hypothesis of the n-best lists NB/{split}.tsv with the Transformer LM trained by
 `asrsweep.rescoring.train_lm` (LM/tokenizer.json + LM/hf/) -> OUT/{split}.tsv: utt_id rank lm_logprob,
@@ -20,6 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach the network, even by
 
 import torch
 
+from asrsweep.acoustic.forward import DEVICES, resolve_device, use_threads
 from asrsweep.core import tsv
 from asrsweep.core.common import UserError, cli_main, open_outdir
 
@@ -102,15 +103,6 @@ def read_nbest(path: Path) -> list[dict]:
     return tsv.read_tsv(path, ["utt_id", "rank", "hyp"])
 
 
-def pick_device(name: str) -> str:
-    """'auto' -> 'cuda' when available else 'cpu'; anything else as given."""
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: CUDA is not available here; use --device auto or cpu")
-    return name
-
-
 def run(argv: list[str] | None = None) -> dict:
     """Score every n-best file in --nbest; returns {split: number of rows}."""
     parser = argparse.ArgumentParser(prog="python -m asrsweep.rescoring.score_lm", description=__doc__.splitlines()[0])
@@ -118,13 +110,15 @@ def run(argv: list[str] | None = None) -> dict:
     parser.add_argument("--nbest", required=True, type=Path, help="folder of n-best {split}.tsv files")
     parser.add_argument("--outdir", required=True, type=Path)
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--device", default="auto", help=DEVICES)
     args = parser.parse_args(argv)
+    use_threads(args.threads)
+    device = resolve_device(args.device)
     open_outdir(args.outdir, argv, "score_lm")
     files = [args.nbest / f"{split}.tsv" for split in SPLITS if (args.nbest / f"{split}.tsv").is_file()]
     if not files:
         raise UserError(f"{args.nbest}: no n-best dev.tsv or test.tsv (written by asrsweep.decoding.decode_frozen)")
-    device = pick_device(args.device)
     model, tok, context = load_lm(args.lm, device)
     counts = {}
     for path in files:

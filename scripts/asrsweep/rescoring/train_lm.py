@@ -1,18 +1,23 @@
-"""python -m asrsweep.rescoring.train_lm --config C --text DATA/lm.txt --outdir LM --checkpoint-dir CKPT
+"""python -m asrsweep.rescoring.train_lm --config C --text DATA/lm.txt --outdir LM --checkpoint-dir CKPT [--threads N] [--device auto]
 
 Train the small GPT-2-style Transformer LM used to rescore n-best lists.
 
 setup (tokenizer trained locally with `tokenizers`, model from `GPT2Config`: no download) ->
 train loop (AdamW, linear warmup then linear decay, deterministic batches) -> save -> cleanup.
 A deterministic ~`dev_fraction` of the sentences (chosen by a hash of the sentence, so duplicates
-never straddle train and dev) is held out to report dev perplexity.
+never straddle train and dev) is held out to report dev perplexity. `--device auto` trains on
+CUDA when present, under bf16 autocast as `asrsweep.acoustic.train` does; on CPU in fp32, where a
+resumed run equals an uninterrupted one.
 
-Checkpoints `CKPT/ckpt-<step>.pt` (atomic; the last two kept) hold model, optimizer, scheduler,
-step, RNG states, tokenizer, model arguments, config and the log so far; they are written every
-`checkpoint_every` steps and when SIGTERM or SIGUSR1 arrives (then the step exits with status
-128 + signal number). A rerun resumes from the newest one; a checkpoint whose model arguments
-differ from the config is an error. Outputs in LM: tokenizer.json, hf/ (save_pretrained),
-lm.json (dev perplexity, steps, n_params, seconds, config), train_log.tsv, command.sh.
+Checkpoints `CKPT/ckpt-<step>.pt` (`asrsweep.core.checkpoint`: folder lock, atomic, the newest
+`lm.keep_checkpoints` kept, a corrupt one skipped with a warning) hold model, optimizer,
+scheduler, step, RNG states, tokenizer, model arguments, config and the log so far; they are
+written every `checkpoint_every` steps, at the end, and when SIGTERM or SIGUSR1 arrives (then the
+step exits 75, as the acoustic trainer does). A rerun resumes from the newest one; a checkpoint
+whose model arguments differ from the config is an error, one past `lm.max_steps` is refused,
+other changed settings are warned about and listed in lm.json's `resumed_from`. Outputs in LM:
+tokenizer.json, hf/ (save_pretrained), lm.json (dev perplexity, steps, n_params, seconds, device,
+config), train_log.tsv, command.sh.
 """
 
 from __future__ import annotations
@@ -21,8 +26,6 @@ import argparse
 import dataclasses
 import math
 import os
-import re
-import signal
 import time
 import zlib
 from pathlib import Path
@@ -31,26 +34,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach the network, even by
 
 import torch
 
-from asrsweep.core.common import (
-    UserError,
-    atomic_write,
-    cli_main,
-    load_section,
-    open_outdir,
-    read_json,
-    torch_save_atomic,
-    write_json_atomic,
-)
+from asrsweep.acoustic.forward import DEVICES, autocast, autocast_dtype, resolve_device, use_threads
+from asrsweep.core.checkpoint import (EXIT_PREEMPTED, REQUIRED, StopSignal, exclusive, latest_valid, resume_record,
+                                      rng_state, save_checkpoint, set_rng_state)
+from asrsweep.core.common import UserError, atomic_write, cli_main, load_section, open_outdir, read_json, write_json_atomic
 
 SPECIALS = ["<pad>", "<unk>", "<s>", "</s>"]  # ids 0..3 in every tokenizer we train
 PAD, UNK, BOS, EOS = range(4)
 LOG_COLUMNS = ["step", "lr", "train_loss", "dev_loss", "dev_ppl", "seconds"]
-_SIGNAL: list[int] = []  # set by the signal handler, read by the train loop
+CHECKPOINT_KEYS = REQUIRED | {"tokenizer", "config", "log", "seconds"}
 
 
 @dataclasses.dataclass(frozen=True)
 class LMConfig:
-    """Section `lm` of the stage config (see the final report for descriptions)."""
+    """Section `lm` of the stage config (descriptions and defaults: workflow/schemas/recipe.schema.yaml)."""
 
     n_layer: int = 2
     n_head: int = 2
@@ -67,6 +64,11 @@ class LMConfig:
     dropout: float = 0.1
     tokenizer: str = "word"
     dev_fraction: float = 0.05
+    keep_checkpoints: int = 2
+
+    def __post_init__(self):
+        if self.keep_checkpoints < 1:
+            raise UserError(f"lm.keep_checkpoints: invalid value {self.keep_checkpoints!r}; keep 1 or more")
 
 
 def train_tokenizer(sentences: list[str], kind: str, vocab_size: int):
@@ -128,15 +130,22 @@ def make_batch(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch
     return ids, mask, ids.masked_fill(mask == 0, -100)
 
 
+def batch_loss(model, seqs: list[list[int]], device: torch.device, dtype: torch.dtype | None) -> torch.Tensor:
+    """Mean next-token loss of one batch of sentences, on `device` (autocast to `dtype` when given)."""
+    ids, mask, labels = (t.to(device) for t in make_batch(seqs))
+    with autocast(device, dtype):
+        return model(input_ids=ids, attention_mask=mask, labels=labels).loss
+
+
 @torch.no_grad()
-def dev_loss(model, seqs: list[list[int]], batch_size: int) -> float:
+def dev_loss(model, seqs: list[list[int]], batch_size: int, device: torch.device, dtype: torch.dtype | None) -> float:
     """Mean negative log-likelihood per predicted token (incl. </s>) over the dev sentences."""
     model.eval()
     total, count = 0.0, 0
     for i in range(0, len(seqs), batch_size):
-        ids, mask, labels = make_batch(seqs[i : i + batch_size])
-        n = int((labels[:, 1:] != -100).sum())
-        total += float(model(input_ids=ids, attention_mask=mask, labels=labels).loss) * n
+        batch = seqs[i : i + batch_size]
+        n = sum(len(s) - 1 for s in batch)  # predicted tokens: all but <s>
+        total += float(batch_loss(model, batch, device, dtype)) * n
         count += n
     model.train()
     return total / max(1, count)
@@ -149,104 +158,105 @@ def lr_factor(step: int, warmup: int, max_steps: int) -> float:
     return max(0.1, 1.0 - 0.9 * (step - warmup) / max(1, max_steps - warmup))
 
 
-def latest_checkpoint(ckpt_dir: Path) -> Path | None:
-    """The checkpoint with the highest step in `ckpt_dir`, if any."""
-    found = [(int(m.group(1)), p) for p in ckpt_dir.glob("ckpt-*.pt") if (m := re.fullmatch(r"ckpt-(\d+)\.pt", p.name))]
-    return max(found)[1] if found else None
-
-
-def save_checkpoint(ckpt_dir: Path, state: dict) -> Path:
-    """Write ckpt-<step>.pt atomically and keep only the two newest checkpoints."""
-    model, opt, sched, gen = state["model"], state["optimizer"], state["scheduler"], state["generator"]
-    path = ckpt_dir / f"ckpt-{state['step']}.pt"
-    torch_save_atomic({
-        "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-        "step": state["step"], "rng": {"torch": torch.get_rng_state(), "batches": gen.get_state()},
-        "tokenizer": state["tokenizer"].to_str(), "model_args": state["model_args"],
-        "config": state["config"], "log": state["log"], "seconds": state["seconds"],
-    }, path)
-    old = sorted((p for p in ckpt_dir.glob("ckpt-*.pt") if p != path), key=lambda p: p.stat().st_mtime)
-    for p in old[:-1]:
-        p.unlink(missing_ok=True)
-    return path
-
-
-def setup(cfg: LMConfig, seed: int, text: Path, ckpt_dir: Path) -> dict:
-    """Data, tokenizer, model, optimizer, scheduler: fresh, or restored from the newest checkpoint."""
-    from tokenizers import Tokenizer
-
+def read_sentences(text: Path) -> list[str]:
+    """The non-empty lines of the LM text (at least two: one for train, one for dev)."""
     if not text.exists():
         raise UserError(f"{text}: file not found")
     sentences = [line.strip() for line in text.read_text().splitlines() if line.strip()]
     if len(sentences) < 2:
         raise UserError(f"{text}: needs at least 2 non-empty sentences, found {len(sentences)}")
-    train, dev = split_dev(sentences, cfg.dev_fraction)
+    return sentences
+
+
+def setup(cfg: LMConfig, seed: int, text: Path, ckpt_dir: Path, device: torch.device) -> dict:
+    """Data, tokenizer, model (on `device`), optimizer, scheduler: fresh, or restored from the newest checkpoint."""
+    from tokenizers import Tokenizer
+
+    train, dev = split_dev(read_sentences(text), cfg.dev_fraction)
     torch.manual_seed(seed)
-    ckpt_path = latest_checkpoint(ckpt_dir)
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False) if ckpt_path else None
+    found = latest_valid(ckpt_dir, CHECKPOINT_KEYS)
+    path, ckpt = found if found else (None, None)
     tok = Tokenizer.from_str(ckpt["tokenizer"]) if ckpt else train_tokenizer(train, cfg.tokenizer, cfg.vocab_size)
     args = model_args(cfg, tok.get_vocab_size())
     if ckpt and ckpt["model_args"] != args:
-        raise UserError(f"{ckpt_path}: built with {ckpt['model_args']}, config gives {args}; "
+        raise UserError(f"{path}: built with {ckpt['model_args']}, config gives {args}; "
                         f"fix the config or remove {ckpt_dir}")
-    model = build_model(args)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    model = build_model(args).to(device)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup_steps, cfg.max_steps))
-    gen = torch.Generator().manual_seed(seed)
-    state = {"model": model, "optimizer": opt, "scheduler": sched, "generator": gen, "tokenizer": tok,
-             "model_args": args, "config": dataclasses.asdict(cfg), "step": 0, "log": [], "seconds": 0.0,
+    state = {"model": model, "optimizer": opt, "scheduler": sched, "generator": torch.Generator().manual_seed(seed),
+             "tokenizer": tok, "model_args": args, "config": dataclasses.asdict(cfg), "step": 0, "log": [],
+             "seconds": 0.0, "resumes": [], "device": device, "dtype": autocast_dtype("auto", device),
              "train": encode(tok, train, cfg.n_positions), "dev": encode(tok, dev, cfg.n_positions)}
     if ckpt:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        gen.set_state(ckpt["rng"]["batches"])
-        state.update(step=ckpt["step"], log=ckpt["log"], seconds=ckpt["seconds"])
-        print(f"resumed from {ckpt_path} at step {ckpt['step']}", flush=True)
+        restore(state, path, ckpt)
     return state
 
 
-def _on_signal(signum: int, _frame) -> None:
-    """Remember the signal; the train loop checkpoints after the current step and exits."""
-    _SIGNAL.append(signum)
+def restore(state: dict, path: Path, ckpt: dict) -> None:
+    """Load checkpoint `ckpt` (read from `path`) into a fresh `state`; report changed settings."""
+    changed = resume_record(path, ckpt["step"], ckpt["config"], state["config"], "lm")
+    state["model"].load_state_dict(ckpt["model"])
+    state["optimizer"].load_state_dict(ckpt["optimizer"])
+    state["scheduler"].load_state_dict(ckpt["scheduler"])
+    set_rng_state(ckpt["rng"])
+    state["generator"].set_state(ckpt["rng"]["batches"])
+    state.update(step=ckpt["step"], log=ckpt["log"], seconds=ckpt["seconds"],
+                 resumes=ckpt.get("resumes", []) + ([changed] if changed else []))
+    print(f"resumed from {path} (step {ckpt['step']})", flush=True)
 
 
-def _interrupted(step: int) -> int | None:
-    """The signal that asks training to stop after `step`, if one arrived."""
-    return _SIGNAL[0] if _SIGNAL else None
+def checkpoint(state: dict, ckpt_dir: Path, keep: int) -> Path:
+    """Save the full training state as ckpt-<step>.pt (the newest `keep` stay)."""
+    return save_checkpoint(ckpt_dir, {
+        "model": state["model"].state_dict(), "optimizer": state["optimizer"].state_dict(),
+        "scheduler": state["scheduler"].state_dict(), "step": state["step"],
+        "rng": {**rng_state(), "batches": state["generator"].get_state()},
+        "tokenizer": state["tokenizer"].to_str(), "model_args": state["model_args"], "config": state["config"],
+        "log": state["log"], "seconds": state["seconds"], "resumes": state["resumes"],
+    }, keep)
 
 
-def train_loop(cfg: LMConfig, state: dict, ckpt_dir: Path) -> None:
-    """Run steps until max_steps; evaluate, log and checkpoint on schedule or on a signal."""
-    model, opt, sched, gen = state["model"], state["optimizer"], state["scheduler"], state["generator"]
-    seqs, start = state["train"], time.perf_counter() - state["seconds"]
-    model.train()
+def train_step(state: dict, cfg: LMConfig) -> float:
+    """One optimizer step on a batch drawn with the run's own generator; returns its loss."""
+    model, opt, sched, seqs = state["model"], state["optimizer"], state["scheduler"], state["train"]
+    pick = torch.randint(len(seqs), (cfg.batch_size,), generator=state["generator"]).tolist()
+    loss = batch_loss(model, [seqs[i] for i in pick], state["device"], state["dtype"])
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    return float(loss.detach())
+
+
+def evaluate(state: dict, cfg: LMConfig, loss: float) -> None:
+    """Dev loss of the current model: one log row and one progress line."""
+    dl = dev_loss(state["model"], state["dev"], cfg.batch_size, state["device"], state["dtype"])
+    ppl = math.exp(min(dl, 50.0))
+    state["log"].append({"step": state["step"], "lr": state["scheduler"].get_last_lr()[0], "train_loss": loss,
+                         "dev_loss": dl, "dev_ppl": ppl, "seconds": state["seconds"]})
+    print(f"step {state['step']} train_loss {loss:.3f} dev_ppl {ppl:.2f}", flush=True)
+
+
+def train_loop(cfg: LMConfig, state: dict, ckpt_dir: Path, stop: StopSignal) -> None:
+    """Run steps until max_steps; evaluate, log and checkpoint on schedule, at the end, or on a stop signal."""
+    state["model"].train()
+    start = time.perf_counter() - state["seconds"]
     while state["step"] < cfg.max_steps:
-        pick = torch.randint(len(seqs), (cfg.batch_size,), generator=gen).tolist()
-        ids, mask, labels = make_batch([seqs[i] for i in pick])
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        loss = loss.detach()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
+        loss = train_step(state, cfg)
         state["step"] += 1
-        step, state["seconds"] = state["step"], time.perf_counter() - start
-        if step % cfg.eval_every == 0 or step == cfg.max_steps:
-            dl = dev_loss(model, state["dev"], cfg.batch_size)
-            state["log"].append({"step": step, "lr": sched.get_last_lr()[0], "train_loss": loss.item(),
-                                 "dev_loss": dl, "dev_ppl": math.exp(min(dl, 50.0)), "seconds": state["seconds"]})
-            print(f"step {step} train_loss {loss.item():.3f} dev_ppl {math.exp(min(dl, 50.0)):.2f}", flush=True)
-        signum = _interrupted(step)
-        if step % cfg.checkpoint_every == 0 or signum is not None:
-            print(f"checkpoint {save_checkpoint(ckpt_dir, state)}", flush=True)
-        if signum is not None:
-            raise SystemExit(128 + signum)
+        step, last, state["seconds"] = state["step"], state["step"] == cfg.max_steps, time.perf_counter() - start
+        if step % cfg.eval_every == 0 or last:
+            evaluate(state, cfg, loss)
+        if step % cfg.checkpoint_every == 0 or last or stop.requested:
+            print(f"checkpoint {checkpoint(state, ckpt_dir, cfg.keep_checkpoints)}", flush=True)
+        if stop.requested:
+            print(f"stop signal: checkpoint saved at step {step}; exiting {EXIT_PREEMPTED}", flush=True)
+            raise SystemExit(EXIT_PREEMPTED)
 
 
 def save_outputs(cfg: LMConfig, state: dict, outdir: Path) -> dict:
@@ -267,33 +277,33 @@ def save_outputs(cfg: LMConfig, state: dict, outdir: Path) -> dict:
                "n_params": sum(p.numel() for p in state["model"].parameters()),
                "train_seconds": state["seconds"], "vocab_size": state["model_args"]["vocab_size"],
                "n_train_sentences": len(state["train"]), "n_dev_sentences": len(state["dev"]),
+               "device": str(state["device"]), "resumed_from": state["resumes"],
                "model_args": state["model_args"], "config": state["config"]}
     write_json_atomic(outdir / "lm.json", lm_json)
     return lm_json
 
 
 def run(argv: list[str] | None = None) -> dict:
-    """setup -> train loop -> save -> cleanup."""
+    """setup -> train loop -> save -> cleanup; returns lm.json's content."""
     parser = argparse.ArgumentParser(prog="python -m asrsweep.rescoring.train_lm", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, type=Path, help="stage config.json (sections lm, seed)")
     parser.add_argument("--text", required=True, type=Path, help="LM training text, one sentence per line")
     parser.add_argument("--outdir", required=True, type=Path)
     parser.add_argument("--checkpoint-dir", required=True, type=Path)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--device", default="auto", help=DEVICES)
     args = parser.parse_args(argv)
-    open_outdir(args.outdir, argv, "train_lm")
-    args.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     cfg = load_section(args.config, "lm", LMConfig)
     seed = int(read_json(args.config).get("seed", 0))
-    state = setup(cfg, seed, args.text, args.checkpoint_dir)
-    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGUSR1)}
-    try:
-        train_loop(cfg, state, args.checkpoint_dir)
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-        _SIGNAL.clear()
+    use_threads(args.threads)
+    device = resolve_device(args.device)
+    open_outdir(args.outdir, argv, "train_lm")
+    with exclusive(args.checkpoint_dir):
+        state = setup(cfg, seed, args.text, args.checkpoint_dir, device)
+        with StopSignal() as stop:
+            train_loop(cfg, state, args.checkpoint_dir, stop)
     lm_json = save_outputs(cfg, state, args.outdir)
-    print(f"done: {lm_json['steps']} steps, dev perplexity {lm_json['dev_perplexity']:.2f}", flush=True)
+    print(f"done: {lm_json['steps']} steps on {device}, dev perplexity {lm_json['dev_perplexity']:.2f}", flush=True)
     return lm_json
 
 
