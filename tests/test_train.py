@@ -195,9 +195,11 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(corpus, tmp_path):
 
 
 def test_lr_schedule_warms_up_then_decays_to_zero():
-    from asrsweep.acoustic.train import TrainConfig, lr_factor
+    from asrsweep.core.schedule import lr_factor
 
-    cfg = TrainConfig(max_steps=10, warmup_steps=2)
-    factors = [lr_factor(s, cfg) for s in range(11)]
-    assert factors[:3] == [0.5, 1.0, 1.0] and factors[10] == 0.0
-    assert all(a >= b for a, b in zip(factors[1:], factors[2:]))
+    for shape in ("cosine", "linear"):
+        factors = [lr_factor(s, 2, 10, shape) for s in range(11)]
+        assert factors[:3] == [0.5, 1.0, 1.0] and factors[10] == 0.0
+        assert all(a >= b for a, b in zip(factors[1:], factors[2:]))
+    lm = [lr_factor(s, 2, 10, "linear", floor=0.1) for s in range(14)]  # the LM's schedule
+    assert lm[:3] == [0.5, 1.0, 1.0] and lm[10] == pytest.approx(0.1) and lm[13] == lm[10]

@@ -10,7 +10,6 @@ Under torchrun (WORLD_SIZE > 1) it runs DDP: nccl on CUDA, gloo on CPU.
 import argparse
 import contextlib
 import dataclasses
-import functools
 import math
 import os
 import sys
@@ -27,6 +26,7 @@ from asrsweep.core.checkpoint import (EXIT_PREEMPTED, REQUIRED, StopSignal, excl
                                       load_init_weights, resume_record, rng_state, save_checkpoint, set_rng_state)
 from asrsweep.core.common import (UserError, cli_main, load_section, open_outdir, read_json, torch_save_atomic,
                                   write_json_atomic, write_text_atomic)
+from asrsweep.core.schedule import lr_factor
 from asrsweep.core.tokens import Tokens, ctc_collapse, decode_ids
 
 LOG_COLUMNS = ("step", "epoch", "lr", "train_loss", "dev_loss", "dev_cer", "seconds")
@@ -92,14 +92,6 @@ class TrainConfig:
             raise UserError(f"train.{bad[0]}: invalid value {getattr(self, bad[0])!r}")
 
 
-def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """LR multiplier for 0-based step: linear warmup, then cosine/linear decay to 0 at max_steps."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
-    return 1.0 - progress if cfg.schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
 def setup_device(threads: int | None) -> tuple[int, int, torch.device]:
     """(rank, world, device); starts the DDP process group under torchrun. CPU when CUDA is absent."""
     use_threads(threads)
@@ -132,13 +124,17 @@ class Trainer:
         no_decay = [p for p in self.model.parameters() if p.ndim < 2]
         self.opt = torch.optim.AdamW([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}],
                                      lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, functools.partial(lr_factor, cfg=cfg))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self.lr_at)
         self.progress = Progress()
         self.restore(paths.checkpoint_dir, resume_required)
         self.dtype = autocast_dtype(cfg.precision, self.device)
         self.net = self.wrap()
         self.stop = StopSignal()  # entered around `run()` by the CLI; the bench never signals
         self.t0 = time.time()
+
+    def lr_at(self, step: int) -> float:
+        """The LR multiplier of 0-based `step` under this run's schedule."""
+        return lr_factor(step, self.cfg.warmup_steps, self.cfg.max_steps, self.cfg.schedule)
 
     def load_data(self, features: Path, model_cfg: ModelConfig) -> None:
         """Read train/dev features and fix the model arguments (n_mels, vocab from the artifacts)."""

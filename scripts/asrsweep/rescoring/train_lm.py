@@ -38,6 +38,7 @@ from asrsweep.acoustic.forward import DEVICES, autocast, autocast_dtype, resolve
 from asrsweep.core.checkpoint import (EXIT_PREEMPTED, REQUIRED, StopSignal, exclusive, latest_valid, resume_record,
                                       rng_state, save_checkpoint, set_rng_state)
 from asrsweep.core.common import UserError, atomic_write, cli_main, load_section, open_outdir, read_json, write_json_atomic
+from asrsweep.core.schedule import lr_factor
 
 SPECIALS = ["<pad>", "<unk>", "<s>", "</s>"]  # ids 0..3 in every tokenizer we train
 PAD, UNK, BOS, EOS = range(4)
@@ -151,13 +152,6 @@ def dev_loss(model, seqs: list[list[int]], batch_size: int, device: torch.device
     return total / max(1, count)
 
 
-def lr_factor(step: int, warmup: int, max_steps: int) -> float:
-    """Linear warmup to 1 over `warmup` steps, then linear decay to 0.1 at `max_steps`."""
-    if step < warmup:
-        return (step + 1) / warmup
-    return max(0.1, 1.0 - 0.9 * (step - warmup) / max(1, max_steps - warmup))
-
-
 def read_sentences(text: Path) -> list[str]:
     """The non-empty lines of the LM text (at least two: one for train, one for dev)."""
     if not text.exists():
@@ -186,7 +180,7 @@ def setup(cfg: LMConfig, seed: int, text: Path, ckpt_dir: Path, device: torch.de
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup_steps, cfg.max_steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup_steps, cfg.max_steps, "linear", floor=0.1))
     state = {"model": model, "optimizer": opt, "scheduler": sched, "generator": torch.Generator().manual_seed(seed),
              "tokenizer": tok, "model_args": args, "config": dataclasses.asdict(cfg), "step": 0, "log": [],
              "seconds": 0.0, "resumes": [], "device": device, "dtype": autocast_dtype("auto", device),
