@@ -119,11 +119,16 @@ def read_frame(path: str | os.PathLike, required: Sequence[str] = ()):
     return pd.DataFrame(read_columns(path, required), dtype=str)
 
 
-def write_frame(path: str | os.PathLike, frame) -> None:
-    """Write a pandas DataFrame (no index; NaN and None as "") to `path` atomically."""
+def frame_rows(frame) -> tuple[list[str], list[dict]]:
+    """A pandas DataFrame as (columns, row mappings), NaN as None (written as "")."""
     columns = [str(c) for c in frame.columns]
     values = frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None)
-    write_tsv(path, columns, (dict(zip(columns, row)) for row in values))
+    return columns, [dict(zip(columns, row)) for row in values]
+
+
+def write_frame(path: str | os.PathLike, frame) -> None:
+    """Write a pandas DataFrame (no index; NaN and None as "") to `path` atomically."""
+    write_tsv(path, *frame_rows(frame))
 
 
 def _read(path: str | os.PathLike, required: Sequence[str]) -> tuple[list[str], list[list[str]]]:

@@ -15,12 +15,12 @@ Nothing is written either way.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 from pathlib import Path
 
 import pandas as pd
 
+from asrsweep.core import tsv
 from asrsweep.core.common import UserError, cli_main
 from asrsweep.core.stages import RESULT_STAGES
 from asrsweep.experiment.workflow import SweepIndex
@@ -82,8 +82,8 @@ def report(table: pd.DataFrame, varied: list[str]) -> str:
 
 
 def read_summary(path: Path) -> pd.DataFrame:
-    """A summary.tsv as text columns (empty, not NaN, where a value is missing)."""
-    return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    """A summary.tsv (the project's TSV format) as text columns, empty where a value is missing."""
+    return tsv.read_frame(path)
 
 
 def gather_finished(index: SweepIndex, name: str) -> tuple[pd.DataFrame, str]:
@@ -98,10 +98,12 @@ def gather_finished(index: SweepIndex, name: str) -> tuple[pd.DataFrame, str]:
                             f"--config results=DIR, pass --results DIR")
         raise UserError(f"{name}: no run has finished yet in {folder}; `asrsweep status` shows where "
                         f"each stands (results elsewhere? pass --results DIR)")
-    text = summarize_results(results).to_csv(sep="\t", index=False, na_rep="")
+    # As text, like a summary.tsv read back: the report formats every column the same way.
+    text = tsv.tsv_text(*tsv.frame_rows(summarize_results(results)))
     note = (f"partial: {len(results)} of {len(runs)} runs finished (summary.tsv is written when all "
             f"have; `asrsweep status` shows the others)")
-    return read_summary(io.StringIO(text)), note
+    columns, rows = tsv.parse_tsv(text, "summary")
+    return pd.DataFrame([dict(zip(columns, row)) for row in rows], columns=columns, dtype=str), note
 
 
 def experiment_table(experiment: str, results: str) -> tuple[pd.DataFrame, str | None]:
