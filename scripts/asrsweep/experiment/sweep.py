@@ -37,9 +37,12 @@ from asrsweep.experiment.validate import check_experiment, load_schema, schema_d
 # finished run (with --config overwrite=true) continues from its last checkpoint.
 CHECKPOINT_NEUTRAL = ("max_steps", "eval_every", "checkpoint_every", "keep_checkpoints")
 # Settings that name a file or folder -> the stage that reads it, and what it must be.
+# A list-valued setting names several (`ngram.text[0]`, ...); a new one is one line here.
 PATH_SETTINGS = {"data.path": "data", "train.init_from": "train"}
 PATH_KINDS = {"data.path": "corpus (manifest file or folder)",
               "train.init_from": "model.pt, ckpt-*.pt or checkpoint folder of another run"}
+# Settings that name a path only under a condition on the config.
+PATH_WHEN = {"data.path": lambda config: config.get("data", {}).get("source", "demo") != "demo"}
 # The settings of section `data` that the demo generator reads.
 DEMO_READS = ("source", "demo", "workers")
 SAFE_ID = re.compile(r"[^A-Za-z0-9._=,+-]")
@@ -120,7 +123,7 @@ def _key_blob(config: dict, stage: str, inputs: dict[str, dict]) -> dict:
     """What the key of `stage` hashes: its stage config, plus the inputs it depends on."""
     blob = stage_config(config, stage)
     read = {setting: fp["sha1"] for setting, fp in inputs.items()
-            if PATH_SETTINGS[setting] in upstream_closure(stage)}
+            if PATH_SETTINGS[setting.split("[")[0]] in upstream_closure(stage)}
     return {"config": blob, "inputs": read} if read else blob
 
 
@@ -137,17 +140,32 @@ def input_fingerprints(config: dict, where: str, cache: dict[str, dict]) -> dict
     found = {}
     for setting, value in named_paths(config).items():
         if value not in cache:
-            cache[value] = fingerprint(check_exists(value, setting, where, PATH_KINDS[setting]))
+            kind = PATH_KINDS[setting.split("[")[0]]
+            cache[value] = fingerprint(check_exists(value, setting, where, kind))
         found[setting] = cache[value]
     return found
 
 
 def named_paths(config: dict) -> dict[str, str]:
     """{setting: path} of the paths this config really reads (data.path only for a real corpus)."""
-    data, train = config.get("data", {}), config.get("train", {})
-    paths = {"data.path": data.get("path") if data.get("source", "demo") != "demo" else None,
-             "train.init_from": train.get("init_from")}
-    return {setting: str(value) for setting, value in paths.items() if value}
+    paths = {}
+    for setting in PATH_SETTINGS:
+        if not PATH_WHEN.get(setting, lambda _: True)(config):
+            continue
+        value = _lookup(config, setting)
+        if isinstance(value, list):
+            paths.update({f"{setting}[{i}]": str(v) for i, v in enumerate(value) if v})
+        elif value:
+            paths[setting] = str(value)
+    return paths
+
+
+def _lookup(config: dict, dotted: str):
+    """The value at a dotted key of a nested config, None when absent."""
+    node = config
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
 
 
 def checkpoint_key(config: dict, inputs: dict[str, dict] | None = None) -> str:
