@@ -16,7 +16,8 @@ variables:
   ngram.order: [2, 3]
 """
 LEAVES = {"train.json": {"steps": 5}, "best_on_dev.json": {"setting": {"lm_weight": 0.5}, "dev_wer": 0.2},
-          "test.json": {"wer": 0.1, "cer": 0.05}, "lm.json": {"dev_ppl": 7.0}}
+          "test.json": {"wer": 0.1, "cer": 0.05}, "lm.json": {"dev_ppl": 7.0},
+          "report.json": {"kept": {"train": 8, "dev": 2, "test": 2}, "hours": {"train": 0.01}}}
 
 
 def fake_stage_outputs(index: SweepIndex, exp: str) -> list[Path]:
@@ -41,6 +42,9 @@ def test_writes_every_run_folder(write_experiment, tmp_path, in_repo):
     assert result["values"] == {"ngram.order": 3} and result["beam"]["test"]["wer"] == 0.1
     assert "order: 3" in (runs / "order=3" / "config.yaml").read_text()
     assert json.loads((runs / "order=2" / "stages.json").read_text())["rescore"].endswith("test.json")
+    corpus = json.loads((runs / "order=2" / "provenance.json").read_text())["corpus"]
+    assert corpus == {"source": "demo", "path": None, "utterances": {"train": 8, "dev": 2, "test": 2},
+                      "hours": {"train": 0.01}}
 
 
 def test_missing_result_keeps_the_previous_runs_folder(write_experiment, tmp_path, in_repo, capsys):

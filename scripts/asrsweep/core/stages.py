@@ -36,7 +36,7 @@ class Stage:
 
 # In pipeline order: a stage comes after everything upstream of it.
 STAGES: tuple[Stage, ...] = (
-    Stage("data", ("data",), (), "train.tsv"),
+    Stage("data", ("data",), (), "train.tsv", ("report.json",)),
     Stage("features", ("features",), ("data",), "train.pt"),
     Stage("tokenizer", ("tokenizer",), ("data",), "tokens.txt"),
     Stage("train", ("seed", "model", "train"), ("features", "tokenizer"), "model.pt", ("train.json",)),

@@ -5,8 +5,9 @@ that each take a fraction of a second). --runs-dir is <results>/<experiment>/run
 folders are read from <results>/<experiment>/<stage>/<key>. Into <runs-dir>/<run id>/ it writes:
 - `config.yaml`: the run's fully resolved config;
 - `result.json`: the run's varied values, the leaf results of its stages and their paths;
-- `provenance.json`: workflow git commit and dirty flag, package versions, python, host, and
-  the fingerprint of every file the config names (the corpus: path, hash, files, bytes);
+- `provenance.json`: workflow git commit and dirty flag, package versions, python, host, the
+  corpus (source, path, utterances and hours per split) and the fingerprint of every file the
+  config names (path, hash, files, bytes);
 - `commands/<stage>.sh`: the exact command each stage's step ran (copied from its folder;
   sweep shards as `<stage>.shards.<i>-of-<n>.sh`);
 - `stages.json`: stage -> main output path (read by `asrsweep status`).
@@ -25,7 +26,7 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
-from asrsweep.core.common import UserError, cli_main, write_json_atomic, write_text_atomic
+from asrsweep.core.common import UserError, cli_main, read_json, write_json_atomic, write_text_atomic
 from asrsweep.experiment.configio import dump_yaml
 from asrsweep.experiment.sweep import load_experiment
 from asrsweep.experiment.workflow import SweepIndex
@@ -85,6 +86,15 @@ def copy_commands(stages: dict[str, str], run_dir: Path) -> dict[str, str]:
     return commands
 
 
+def corpus_of(stages: dict[str, str], config: dict) -> dict:
+    """The corpus a run used: source, path, utterances and hours per split (the data stage's
+    report.json), so a number in the summary names the data it was measured on."""
+    report = read_json(Path(stages["data"]).parent / "report.json")
+    data = config.get("data", {})
+    return {"source": data.get("source"), "path": data.get("path") or None,
+            "utterances": report.get("kept"), "hours": report.get("hours")}
+
+
 def write_run(run_dir: Path, experiment: str, run_id: str, config: dict, values: dict,
               stages: dict[str, str], prov: dict) -> None:
     """Write config.yaml, stages.json, provenance.json, commands/ and result.json of one run."""
@@ -140,7 +150,7 @@ def run(argv: list[str] | None = None) -> None:
             stages = index.stages(exp, run_id)
             # The fingerprints of the files the config names (corpus, init_from) pin the inputs.
             write_run(built / run_dir.name, exp, run_id, spec.config, spec.values, stages,
-                      {**prov, "inputs": spec.inputs})
+                      {**prov, "inputs": spec.inputs, "corpus": corpus_of(stages, spec.config)})
     except BaseException:
         shutil.rmtree(built, ignore_errors=True)
         raise
