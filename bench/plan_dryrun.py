@@ -1,72 +1,132 @@
-"""Wall time of previewing a 1,000-run experiment: `python bench/plan_dryrun.py`.
+"""How planning scales, as ratios measured side by side: `python bench/plan_dryrun.py [--runs 1000 10000]`.
 
-Builds an experiment of 10 learning rates × 10 seeds × 10 beam sizes (100 trainings, 1,000
-decoder runs), then times `asrsweep plan` (goal < 2 s) and `snakemake -n` (goal < 15 s on
-2 cores) on it, side by side in one run, and prints both with their ratio to the goal.
-
-Every snakemake start imports the SLURM executor plugin, which runs `scontrol show config`
-(timeout 10 s). Where a SLURM client is installed but its controller is unreachable (e.g. a
-stopped test cluster whose slurm.conf was left behind) that call alone waits ~9 s; the script
-times it too and says so, rather than hiding it in the snakemake figure.
+For each size it builds an experiment (10 learning rates × 10 beam sizes × S seeds: S × 10
+trainings, S × 100 decoder runs) and times, alternating A B A B:
+- A: `snakemake -n` of the real workflow on it;
+- B: `snakemake -n` of a bare Snakefile with the same jobs and the same dependency shape: one
+  rule per real rule, one job per real job, each job's input the outputs of the jobs it depends
+  on (read from the real workflow's `snakemake -n --dag`). B is Snakemake's own cost of a DAG
+  of that shape; A / B is what the workflow adds (goal ≤ 1.3).
+Then the time per job at the largest size against the smallest (goal ≤ 1.2: linear), and
+`asrsweep plan` (goal < 2 s at 1,000 runs). Times are CPU seconds of the command (user +
+system): single-threaded planning on a shared machine is measured by its own work that way. Every snakemake start imports the SLURM executor
+plugin, which runs `scontrol show config`; the script times that probe too (a controller that
+is down makes it wait ~9 s, which would otherwise hide in both figures).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import re
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-EXPERIMENT = """\
-description: 1,000 runs for the dry-run benchmark.
-variables:
-  train.lr: [0.0005, 0.001, 0.0015, 0.002, 0.0025, 0.003, 0.0035, 0.004, 0.0045, 0.005]
-  decode.beam_size: [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
-seeds: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
-"""
+NODE = re.compile(r'^\s*(\d+)\[label = "([a-z_]+)')
+EDGE = re.compile(r"^\s*(\d+) -> (\d+)")
 
 
-def timed(cmd: list[str]) -> tuple[float, str]:
-    """Seconds a command takes, and its output (it must succeed)."""
+def experiment_text(runs: int) -> str:
+    seeds = list(range(1, runs // 100 + 1))
+    return ("description: planning benchmark.\n"
+            "variables:\n"
+            "  train.lr: [0.0005, 0.001, 0.0015, 0.002, 0.0025, 0.003, 0.0035, 0.004, 0.0045, 0.005]\n"
+            "  decode.beam_size: [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]\n"
+            f"seeds: {seeds}\n")
+
+
+def run(cmd: list[str], cwd: Path = ROOT) -> tuple[float, str]:
+    """(CPU seconds, stdout) of a command that must succeed.
+
+    CPU time (user + system of the command and its children), not wall time: on a shared
+    machine the wall time of a single-threaded dry run mostly measures the neighbours.
+    """
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
-    elapsed = time.perf_counter() - start
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    elapsed = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
     return elapsed, proc.stdout
+
+
+def bare_snakefile(dot: str) -> tuple[str, dict, int]:
+    """A Snakefile with the DAG of `dot` (snakemake --dag): same rules, jobs and edges."""
+    rules, parents = {}, {}
+    for line in dot.splitlines():
+        if match := NODE.match(line):
+            rules[match.group(1)] = match.group(2)
+        elif match := EDGE.match(line):  # "a -> b": b needs a
+            parents.setdefault(match.group(2), []).append(match.group(1))
+    inputs = {job: [f"jobs/{rules[p]}/{p}.out" for p in sorted(parents.get(job, []))] for job in rules}
+    lines = ["import json", "INPUTS = json.load(open('inputs.json'))", "",
+             f"rule all:\n    input: INPUTS['{next(j for j, r in rules.items() if r == 'all')}']\n"]
+    for name in sorted(set(rules.values()) - {"all"}):
+        lines.append(f"rule {name}:\n    input: lambda w: INPUTS[w.job]\n"
+                     f"    output: 'jobs/{name}/{{job}}.out'\n    shell: 'touch {{output}}'\n")
+    return "\n".join(lines), inputs, len(rules)
+
+
+def measure(runs: int, rounds: int, tmp: Path) -> dict:
+    """Real and bare `snakemake -n` of one size, alternating, medians."""
+    exp = tmp / f"bench{runs}.yaml"
+    exp.write_text(experiment_text(runs))
+    config = ["--config", f"experiment={exp}", f"results={tmp}/results{runs}"]
+    _, dot = run([str(BIN / "snakemake"), "-n", "--dag", *config])
+    text, inputs, jobs = bare_snakefile(dot)
+    bare = tmp / f"bare{runs}"
+    bare.mkdir()
+    (bare / "Snakefile").write_text(text)
+    (bare / "inputs.json").write_text(json.dumps(inputs))
+    real_s, bare_s = [], []
+    for _ in range(rounds):
+        real_s.append(run([str(BIN / "snakemake"), "-n", *config])[0])
+        bare_s.append(run([str(BIN / "snakemake"), "-n", "--cores", "1"], cwd=bare)[0])
+    ratios = [a / b for a, b in zip(real_s, bare_s)]
+    return {"runs": runs, "jobs": jobs, "real": statistics.median(real_s),
+            "bare": statistics.median(bare_s), "ratio": statistics.median(ratios)}
 
 
 def scontrol_probe() -> str:
     """How long the SLURM plugin's `scontrol show config` takes here (part of every start)."""
     if shutil.which("scontrol") is None:
         return "no scontrol here: the SLURM plugin's startup probe costs nothing"
-    start = time.perf_counter()
+    start = time.monotonic()
     subprocess.run(["scontrol", "show", "config"], capture_output=True, timeout=15)
-    seconds = time.perf_counter() - start
+    seconds = time.monotonic() - start
     note = " (a SLURM controller named in slurm.conf is not answering)" if seconds > 1 else ""
-    return f"scontrol show config: {seconds:.2f} s, included in the snakemake -n figure{note}"
+    return f"scontrol show config: {seconds:.2f} s, in every figure above{note}"
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", nargs="+", type=int, default=[1000, 10000], help="experiment sizes")
+    parser.add_argument("--rounds", type=int, default=3, help="A/B pairs per size")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        exp = Path(tmp) / "bench1000.yaml"
-        exp.write_text(EXPERIMENT)
-        results = f"{tmp}/results"
-        plan_s, plan_out = timed([str(BIN / "asrsweep"), "plan", str(exp), "--results", results])
-        dry_s, dry_out = timed([str(BIN / "snakemake"), "-n", "--config",
-                                f"experiment={exp}", f"results={results}"])
-    runs = plan_out.splitlines()[0]
-    jobs = next((line.split()[-1] for line in dry_out.splitlines() if line.startswith("total")), "?")
-    print(f"experiment: {runs}; snakemake jobs: {jobs}")
-    print(f"asrsweep plan : {plan_s:6.2f} s  (goal 2 s:  {plan_s / 2:.2f} of the goal)")
-    print(f"snakemake -n  : {dry_s:6.2f} s  (goal 15 s: {dry_s / 15:.2f} of the goal)")
-    print(f"ratio snakemake -n / plan: {dry_s / plan_s:.1f}x")
+        tmp = Path(tmp)
+        exp = tmp / "plan.yaml"
+        exp.write_text(experiment_text(min(args.runs)))
+        plan_s, plan_out = run([str(BIN / "asrsweep"), "plan", str(exp), "--results", f"{tmp}/p"])
+        rows = [measure(runs, args.rounds, tmp) for runs in args.runs]
+    print(f"asrsweep plan, {plan_out.splitlines()[0]}: {plan_s:.2f} CPU s (goal < 2 s)")
+    for r in rows:
+        print(f"{r['runs']:>6} runs, {r['jobs']:>6} jobs: snakemake -n {r['real']:7.2f} CPU s, bare Snakefile "
+              f"of the same DAG {r['bare']:7.2f} CPU s, ratio {r['ratio']:.2f} (goal <= 1.3); "
+              f"{1000 * r['real'] / r['jobs']:.2f} ms/job")
+    if len(rows) > 1:
+        small, large = rows[0], rows[-1]
+        growth = (large["real"] / large["jobs"]) / (small["real"] / small["jobs"])
+        print(f"time per job at {large['runs']} vs {small['runs']} runs: {growth:.2f}x (goal <= 1.2: linear)")
     print(scontrol_probe())
 
 
