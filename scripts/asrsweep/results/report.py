@@ -1,32 +1,35 @@
 """python -m asrsweep.results.report --summary R/E/summary.tsv --runs R/E/runs --outdir R/E/report
 
-Plots and a self-contained HTML page for one experiment (matplotlib, Agg backend):
-  training_curves.png        train_loss, dev_loss, dev_cer vs step, one line per run
-                             (train_log.tsv from result.json paths.train_log; LM logs too
-                             when paths.lm_log is given: train_loss, dev_loss)
-  sweep_<run>.png            dev WER heatmap over lm_weight x word_score (min over other knobs)
-                             from paths.sweep (sweep.tsv, beam rows)
-  rescore_<run>.png          dev WER over lm_weight x ngram_weight (min over length_weight) from
-                             paths.grid (grid.tsv)
-  summary.html               the summary table plus every PNG embedded (base64)
+One self-contained HTML page for one experiment, `summary.html` (inline CSS, every image a
+data: URI, links relative to the report folder), and its figures as PNG files:
+  wer_intervals.png          dev and test WER % per stage across runs (95 % intervals when the
+                             summary has test_wer_lo/hi, dev_wer_lo/hi)
+  training_curves.png        acoustic train_loss, dev_loss, dev_cer and LM train_loss, dev_loss
+                             vs step (result.json paths.train_log, paths.lm_log)
+  sweep_<run>.png            dev WER over lm_weight x word_score (min over other knobs), from
+                             paths.sweep (beam rows), the dev-chosen setting outlined
+  rescore_<run>.png          dev WER over lm_weight x ngram_weight (min over length_weight), from
+                             paths.grid, the chosen weights outlined
+The page: the comparison table (runs x stages, best per column marked, significance and grid-
+edge warnings when the summary has them), the figures, the ten worst test utterances of the best
+run (lowest dev WER of its last stage) aligned word by word, and each run's settings and files.
 Runs sharing an upstream file (same path) get one plot, named after the first run.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import html
+import re
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+from asrsweep.core import tsv
+from asrsweep.core.common import UserError, cli_main, read_json, record_command, write_text_atomic
+from asrsweep.results import plots
+from asrsweep.results import report_html as rh
 
-from asrsweep.core import tsv  # noqa: E402
-from asrsweep.core.common import UserError, atomic_write, cli_main, read_json, record_command  # noqa: E402
+STAGES = ["greedy", "ngram_beam", "rescored"]
 
 
 def read_numeric(path) -> pd.DataFrame:
@@ -47,90 +50,129 @@ def load_runs(runs_dir: Path) -> list[dict]:
     return results
 
 
-def unique_paths(results: list[dict], key: str) -> list[tuple[str, Path]]:
-    """(first run name, path) for each distinct existing paths[key] across runs."""
+def unique_paths(results: list[dict], key: str) -> list[tuple[dict, Path]]:
+    """(first run's result, path) for each distinct existing paths[key] across runs."""
     seen, out = set(), []
     for result in results:
         path = (result.get("paths") or {}).get(key)
         if path and path not in seen and Path(path).exists():
             seen.add(path)
-            out.append((result["run"], Path(path)))
+            out.append((result, Path(path)))
     return out
 
 
-def save_png(fig, path: Path) -> Path:
-    """Save and close a figure atomically."""
-    with atomic_write(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
-    plt.close(fig)
-    return path
+def dev_rows(table: pd.DataFrame) -> pd.DataFrame:
+    return table[table["split"] == "dev"] if "split" in table.columns else table
 
 
-def training_curves(results: list[dict], out: Path) -> Path | None:
-    """One panel per logged quantity; acoustic model and LM logs side by side."""
-    panels = [("train_log", c) for c in ("train_loss", "dev_loss", "dev_cer")] + [("lm_log", c) for c in ("train_loss", "dev_loss")]
-    logs = {key: [(run, read_numeric(p)) for run, p in unique_paths(results, key)] for key in ("train_log", "lm_log")}
-    panels = [(k, c) for k, c in panels if any(c in df.columns for _, df in logs[k])]
-    if not panels:
-        return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
-    for ax, (key, column) in zip(axes[0], panels):
-        for run, df in logs[key]:
-            if column in df.columns:
-                rows = df[["step", column]].apply(pd.to_numeric, errors="coerce").dropna()
-                ax.plot(rows["step"], rows[column], label=run, marker=".")
-        ax.set_title(f"{'LM ' if key == 'lm_log' else ''}{column}")
-        ax.set_xlabel("step")
-        ax.legend(fontsize=7)
-    return save_png(fig, out)
+def edge_of(summary: pd.DataFrame, run: str, stage: str) -> str:
+    """The summary's `edge` entry of one run x stage ('' when none or no such column)."""
+    if "edge" not in summary.columns:
+        return ""
+    rows = summary[(summary["run"] == run) & (summary["stage"] == stage) & (summary["aggregate"] == "run")]
+    values = [str(v) for v in rows["edge"] if not rh.missing(v)]
+    return values[0] if values else ""
 
 
-def heatmap(table: pd.DataFrame, rows: str, cols: str, title: str, out: Path) -> Path:
-    """WER heatmap (percent, annotated), min over every other column."""
-    pivot = table.pivot_table(index=rows, columns=cols, values="wer", aggfunc="min") * 100
-    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(pivot.columns), 1.0 + 0.45 * len(pivot.index)))
-    image = ax.imshow(pivot.to_numpy(), cmap="viridis_r", aspect="auto", origin="lower")
-    ax.set_xticks(range(len(pivot.columns)), [f"{v:g}" for v in pivot.columns])
-    ax.set_yticks(range(len(pivot.index)), [f"{v:g}" for v in pivot.index])
-    ax.set_xlabel(cols)
-    ax.set_ylabel(rows)
-    for (i, j), value in pd.DataFrame(pivot.to_numpy()).stack().items():
-        ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=7, color="w")
-    ax.set_title(title)
-    fig.colorbar(image, ax=ax, label="dev WER %")
-    return save_png(fig, out)
-
-
-def sweep_plots(results: list[dict], outdir: Path) -> list[Path]:
-    """sweep_<run>.png from each distinct sweep.tsv (beam rows only)."""
+def surface_plots(results: list[dict], summary: pd.DataFrame, outdir: Path) -> list[tuple[Path, str]]:
+    """sweep_<run>.png (beam rows of sweep.tsv) and rescore_<run>.png (grid.tsv), chosen point outlined."""
     made = []
-    for run, path in unique_paths(results, "sweep"):
-        sweep = read_numeric(path)
+    for result, path in unique_paths(results, "sweep"):
+        sweep = dev_rows(read_numeric(path))
         if "decoder" in sweep.columns:
             sweep = sweep[sweep["decoder"] != "greedy"]
         sweep = sweep.dropna(subset=["lm_weight", "word_score"])
         if not sweep.empty:
-            made.append(heatmap(sweep, "lm_weight", "word_score", f"{run}: beam sweep", outdir / f"sweep_{run}.png"))
+            run, edge = result["run"], edge_of(summary, result["run"], "ngram_beam")
+            chosen = ((result.get("beam") or {}).get("best_on_dev") or {}).get("setting")
+            fig = plots.heatmap(sweep, "lm_weight", "word_score", f"{run}: decoder sweep (dev)", chosen, edge)
+            made.append((plots.save_png(fig, outdir / f"sweep_{run}.png"),
+                         f"decoder sweep of {run}: dev WER %; red box: chosen on dev ({rh.settings_text(chosen)})"))
+    for result, path in unique_paths(results, "grid"):
+        run, edge = result["run"], edge_of(summary, result["run"], "rescored")
+        chosen = ((result.get("rescore") or {}).get("best_on_dev") or {}).get("setting")
+        title = f"{run}: rescoring (dev, min over length_weight)"
+        fig = plots.heatmap(dev_rows(read_numeric(path)), "lm_weight", "ngram_weight", title, chosen, edge)
+        made.append((plots.save_png(fig, outdir / f"rescore_{run}.png"),
+                     f"rescoring grid of {run}: dev WER %; red box: chosen on dev ({rh.settings_text(chosen)})"))
     return made
 
 
-def rescore_plots(results: list[dict], outdir: Path) -> list[Path]:
-    """rescore_<run>.png from each distinct grid.tsv."""
-    return [heatmap(read_numeric(path), "lm_weight", "ngram_weight", f"{run}: rescoring (min over length)",
-                    outdir / f"rescore_{run}.png") for run, path in unique_paths(results, "grid")]
+def best_run(summary: pd.DataFrame, stages: list[str]) -> tuple[str, str] | None:
+    """(run, last stage) of the run whose last stage has the lowest dev WER."""
+    runs = summary[(summary["aggregate"] == "run") & summary["dev_wer"].notna()]
+    if runs.empty:
+        return None
+    last = runs.assign(order=runs["stage"].map({s: i for i, s in enumerate(stages)}))
+    last = last.sort_values("order").groupby("run", sort=False).tail(1)
+    row = last.sort_values(["dev_wer", "run"]).iloc[0]
+    return str(row["run"]), str(row["stage"])
 
 
-def write_html(summary: pd.DataFrame, pngs: list[Path], out: Path) -> None:
-    """summary.html: the table and the images inline, no external files."""
-    images = "".join(
-        f"<h3>{html.escape(p.name)}</h3><img src='data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}'>"
-        for p in pngs)
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>asrsweep summary</title><style>"
-            "body{font-family:sans-serif}table{border-collapse:collapse;font-size:12px}"
-            "td,th{border:1px solid #ccc;padding:2px 6px}</style></head><body><h1>asrsweep summary</h1>"
-            f"{summary.to_html(index=False, na_rep='', escape=True)}{images}</body></html>\n")
-    with atomic_write(out) as tmp:
-        tmp.write_text(page)
+def worst_section(results: list[dict], summary: pd.DataFrame, stages: list[str]) -> str:
+    """The ten worst test utterances of the best run (rescored hyps, else the beam's)."""
+    chosen = best_run(summary, stages)
+    result = next((r for r in results if chosen and r["run"] == chosen[0]), None)
+    if result is None:
+        return ""
+    paths = result.get("paths") or {}
+    for key, label in (("rescore", "rescored"), ("nbest", "n-gram beam")):
+        hyps = Path(paths[key]) / "hyps_test.tsv" if paths.get(key) else None
+        if hyps is not None and hyps.exists():
+            note = (f"<p class='note'>Best run <b>{rh.esc(chosen[0])}</b> (lowest dev WER of its last stage, "
+                    f"{rh.esc(plots.STAGE_LABELS.get(chosen[1], chosen[1]))}); test hypotheses of its {label} "
+                    f"stage, most word errors first.</p>")
+            return note + rh.worst_table(tsv.read_frame(hyps))
+    return ""
+
+
+def edge_notes(summary: pd.DataFrame) -> str:
+    """One warning line per run x stage whose dev-chosen setting sits on the edge of its grid."""
+    if "edge" not in summary.columns:
+        return ""
+    lines = []
+    for _, row in summary[summary["aggregate"] == "run"].iterrows():
+        if rh.missing(row["edge"]):
+            continue
+        hints = []
+        for knob, side in re.findall(r"([\w.]+)=(min|max)", str(row["edge"])):
+            hints.append(f"extend {knob} {'above its largest' if side == 'max' else 'below its smallest'} value")
+        lines.append(f"<div class='warn'>\u26a0 {rh.esc(row['run'])}, {rh.esc(plots.STAGE_LABELS.get(row['stage'], row['stage']))}: "
+                     f"the dev-chosen setting is on the grid edge ({rh.esc(row['edge'])})"
+                     f"{': ' + rh.esc('; '.join(hints)) if hints else ''}.</div>")
+    return "".join(lines)
+
+
+INTRO = ("<p class='note'>{n} runs of experiment <b>{exp}</b>. WER in %; <i>dev</i> is the selection "
+         "(decoder settings and rescoring weights tuned on dev), <i>test</i> is scored once with them frozen. "
+         "Brackets: 95 % bootstrap interval over utterances; ± : sd over seeds; shaded: best run of the column; "
+         "p: paired bootstrap against the baseline run's same stage or the run's previous stage.</p>")
+
+
+def build_page(summary: pd.DataFrame, results: list[dict], runs_dir: Path, outdir: Path) -> tuple[str, list[Path]]:
+    """The page's HTML and the PNG files it embeds."""
+    scored = summary[summary[["dev_wer", "test_wer"]].notna().any(axis=1)]  # a stage with no WER gets no column
+    stages = [s for s in STAGES if s in set(scored["stage"])] + [s for s in dict.fromkeys(scored["stage"]) if s not in STAGES]
+    varied = [k for r in results for k in r.get("values", {})]
+    varied = [k for k in dict.fromkeys(varied) if k in summary.columns]
+    runs = summary[summary["aggregate"] == "run"]
+    figures = []
+    fig = plots.wer_intervals(runs, stages)
+    if fig is not None:
+        figures.append((plots.save_png(fig, outdir / "wer_intervals.png"), "WER % per stage across runs"))
+    logs = {key: [(r["run"], read_numeric(p)) for r, p in unique_paths(results, key)] for key in ("train_log", "lm_log")}
+    fig = plots.training_curves(logs)
+    curves = [(plots.save_png(fig, outdir / "training_curves.png"), "training curves")] if fig is not None else []
+    surfaces = surface_plots(results, summary, outdir)
+    experiment = ", ".join(dict.fromkeys(str(e) for e in summary["experiment"]))
+    sections = [("Comparison", edge_notes(summary) + rh.comparison_table(summary, varied, stages)),
+                ("WER with intervals", rh.figures(figures)),
+                ("Decoder sweep and rescoring surfaces", rh.figures(surfaces)),
+                ("Training curves", rh.figures(curves)),
+                ("Ten worst test utterances", worst_section(results, summary, stages)),
+                ("Runs", rh.runs_table(results, runs_dir, outdir))]
+    page = rh.page(f"asrsweep report: {experiment}", sections, INTRO.format(n=len(results), exp=rh.esc(experiment)))
+    return page, [p for p, _ in figures + curves + surfaces]
 
 
 def run(argv: list[str] | None = None) -> list[Path]:
@@ -144,10 +186,8 @@ def run(argv: list[str] | None = None) -> list[Path]:
         raise UserError(f"{args.summary}: file not found; run asrsweep.results.summarize first")
     args.outdir.mkdir(parents=True, exist_ok=True)
     record_command(args.outdir, None if argv is None else ["report"] + list(argv))
-    results = load_runs(args.runs)
-    pngs = [p for p in [training_curves(results, args.outdir / "training_curves.png")] if p]
-    pngs += sweep_plots(results, args.outdir) + rescore_plots(results, args.outdir)
-    write_html(tsv.read_frame(args.summary), pngs, args.outdir / "summary.html")
+    page, pngs = build_page(read_numeric(args.summary), load_runs(args.runs), args.runs, args.outdir)
+    write_text_atomic(args.outdir / "summary.html", page)
     print(f"{args.outdir}: {len(pngs)} plots + summary.html", flush=True)
     return pngs + [args.outdir / "summary.html"]
 
