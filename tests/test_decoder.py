@@ -7,7 +7,7 @@ import pytest
 
 from asrsweep.decoding.decoder import Decoder, Setting, greedy, make_setting
 from asrsweep.decoding.kneser_ney import estimate, write_arpa
-from asrsweep.decoding.make_lexicon import arpa_unigrams, build_lexicon
+from asrsweep.decoding.make_lexicon import arpa_order, arpa_unigrams, build_lexicon, write_token_lm
 from asrsweep.decoding.scoring import score
 from asrsweep.core.common import UserError
 
@@ -45,8 +45,18 @@ CAP = utterance([{"\u2581ca": 0.9}, {"p": 0.55, "t": 0.4}])
 DOG_OR_CAT = utterance([{"\u2581dog": 0.5, "\u2581ca": 0.45}, {"t": 0.45, "<blank>": 0.5}])
 
 
+class WorldTokens:
+    """The world's tokenizer: spells each word of a sentence as LEXICON says."""
+
+    pieces = TOKENS
+
+    def encode(self, text):
+        return [tok(p) for word in text.split() for p in LEXICON[word]]
+
+
 def write_world(tmp_path):
-    """tokens.txt, lexicon.txt (with <unk>) and a 3-gram lm.arpa; returns their paths."""
+    """tokens.txt, lexicon.txt (with <unk>), a 3-gram lm.arpa and, beside the lexicon, the token
+    3-gram tokens.arpa over the pieces of the same text; returns (lexicon, arpa, tokens)."""
     tokens = tmp_path / "tokens.txt"
     tokens.write_text("".join(t + "\n" for t in TOKENS), encoding="utf-8")
     lexicon = tmp_path / "lexicon.txt"
@@ -54,6 +64,9 @@ def write_world(tmp_path):
     lexicon.write_text("".join(lines), encoding="utf-8")
     arpa = tmp_path / "lm.arpa"
     write_arpa(estimate(LM_TEXT, 3), arpa)
+    text = tmp_path / "lm.txt"
+    text.write_text("".join(line + "\n" for line in LM_TEXT), encoding="utf-8")
+    write_token_lm(WorldTokens(), [text], arpa_order(arpa), tmp_path / "tokens.arpa")
     return lexicon, arpa, tokens
 
 
@@ -79,8 +92,31 @@ def test_lm_weight_flips_the_word_choice(decoder):
     assert best(decoder, Setting(lm_weight=2.0, word_score=0.0), DOG_OR_CAT) == "the cat sat"
 
 
-def test_lexicon_free_keeps_the_acoustic_best(decoder):
-    assert best(decoder, Setting(decoder="lexicon_free"), CAP) == "the cap sat"
+def test_lexicon_free_keeps_the_acoustic_best_without_lm(decoder):
+    assert best(decoder, Setting(decoder="lexicon_free", lm_weight=0.0), CAP) == "the cap sat"
+
+
+def test_lexicon_free_token_lm_changes_the_result(decoder):
+    """The token n-gram has seen "▁ca t" but never "p": with weight it spells the LM's word."""
+    hyp = decoder.decode(decoder.search(Setting(decoder="lexicon_free", lm_weight=1.0)), CAP)[0]
+    assert hyp.text == "the cat sat" and hyp.lm_score < 0
+    assert hyp.score == pytest.approx(hyp.am_score + 1.0 * hyp.lm_score, abs=1e-3)
+
+
+def test_lexicon_free_is_open_vocabulary(decoder):
+    """A word outside the lexicon ("cap") comes out, which the lexicon decoder cannot produce."""
+    out = best(decoder, Setting(decoder="lexicon_free", lm_weight=0.1), CAP)
+    assert out == "the cap sat" and "cap" not in decoder.words
+    assert best(decoder, Setting(lm_weight=0.1, word_score=0.0), CAP) == "the cat sat"
+
+
+def test_lexicon_free_without_token_lm_is_one_line(tmp_path):
+    lexicon, arpa, tokens = write_world(tmp_path)
+    (tmp_path / "tokens.arpa").unlink()
+    decoder = Decoder(lexicon, arpa, tokens)
+    assert best(decoder, Setting(), CAP) == "the cat sat"  # the lexicon decoder never reads it
+    with pytest.raises(UserError, match="tokens.arpa: file not found"):
+        decoder.search(Setting(decoder="lexicon_free"))
 
 
 def test_scores_are_consistent(decoder):

@@ -26,8 +26,10 @@ rule make_lexicon:
     input:
         tokens=upstream("lexicon", "tokenizer", "tokens.txt"),
         arpa=upstream("lexicon", "ngram", "lm.arpa"),
+        text=upstream("lexicon", "data", "lm.txt"),
     output:
-        stage_path("lexicon", "lexicon.txt"),
+        lexicon=stage_path("lexicon", "lexicon.txt"),
+        token_lm=stage_path("lexicon", "tokens.arpa"),
     params:
         tokenizer=upstream("lexicon", "tokenizer"),
         outdir=stage_dir("lexicon"),
@@ -35,7 +37,7 @@ rule make_lexicon:
         log_path("make_lexicon"),
     shell:
         "python -m asrsweep.decoding.make_lexicon --tokenizer {params.tokenizer} --arpa {input.arpa}"
-        " --outdir {params.outdir} > {log} 2>&1"
+        " --text {input.text} --outdir {params.outdir} > {log} 2>&1"
 
 
 rule decode_sweep:

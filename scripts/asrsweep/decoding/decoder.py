@@ -5,9 +5,12 @@ Library module (no CLI), used by `python -m asrsweep.decoding.decode_sweep --con
 
 `Decoder(lexicon, arpa, tokens)` loads the KenLM model and builds the lexicon trie ONCE; each
 sweep setting only builds a new flashlight decoder object around them (cheap), so a sweep over
-S settings costs S beam searches, not S model loads.  The CTC blank (column 0) doubles as the
-silence token: sentencepiece marks word starts with "▁" inside pieces, so there is no separate
-word-separator token, and between words the beam stays at the trie root on blank frames.
+S settings costs S beam searches, not S model loads.  The `lexicon_free` decoder searches over
+pieces with the token-level n-gram `tokens.arpa` that make_lexicon writes beside lexicon.txt
+(loaded on first use, so a lexicon-only sweep never reads it).  The CTC blank (column 0)
+doubles as the silence token: sentencepiece marks word starts with "▁" inside pieces, so there
+is no separate word-separator token, and between words the beam stays at the trie root on
+blank frames.
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ class Setting:
     conversions of `make_setting`, section `decode` and the sweep tables all follow these fields.
 
     decoder: "lexicon" (LexiconDecoder + KenLM word LM) or "lexicon_free" (LexiconFreeDecoder over
-    pieces, no LM: flashlight's lexicon-free search needs a token-level LM, and ours is a word LM;
-    lm_weight, word_score and unk_score are then unused).
+    pieces + the token-level n-gram tokens.arpa: open vocabulary; lm_weight weights the token LM;
+    word_score and unk_score are unused: flashlight 0.0.7's lexicon-free search has no word term).
     """
 
     decoder: str = "lexicon"
@@ -113,12 +116,15 @@ class Decoder:
     lexicon: lexicon.txt (`word<TAB>pieces`), arpa: lm.arpa, tokens: tokens.txt (blank at 0).
     """
 
-    def __init__(self, lexicon: str | Path, arpa: str | Path, tokens: str | Path):
+    def __init__(self, lexicon: str | Path, arpa: str | Path, tokens: str | Path,
+                 token_arpa: str | Path | None = None):
         from flashlight.lib.text.decoder import SmearingMode, Trie
         from flashlight.lib.text.decoder.kenlm import KenLM
         from flashlight.lib.text.dictionary import Dictionary, create_word_dict, load_words
 
         self.tokens = read_token_table(tokens)
+        self.token_arpa = Path(token_arpa) if token_arpa else Path(lexicon).with_name("tokens.arpa")
+        self._token_lm = None
         for path in (lexicon, arpa):
             if not Path(path).is_file():
                 raise UserError(f"{path}: file not found")
@@ -127,6 +133,7 @@ class Decoder:
         if "<unk>" not in lex:
             raise UserError(f"{lexicon}: no <unk> entry; rerun asrsweep.decoding.make_lexicon")
         self.word_dict = create_word_dict(lex)
+        self.words = frozenset(lex) - {"<unk>"}  # what the lexicon decoder can output
         self.lm = KenLM(str(arpa), self.word_dict)
         self.unk = self.word_dict.get_index("<unk>")
         self.trie = Trie(len(self.tokens), 0)
@@ -150,17 +157,28 @@ class Decoder:
     def search(self, setting: Setting):
         """A flashlight decoder for `setting`, sharing this object's KenLM and trie."""
         from flashlight.lib.text.decoder import (CriterionType, LexiconDecoder, LexiconDecoderOptions,
-                                                 LexiconFreeDecoder, LexiconFreeDecoderOptions, ZeroLM)
+                                                 LexiconFreeDecoder, LexiconFreeDecoderOptions)
 
         if setting.decoder == "lexicon_free":
             opts = LexiconFreeDecoderOptions(setting.beam_size, setting.beam_size_token,
-                                             setting.beam_threshold, 0.0, setting.sil_score,
+                                             setting.beam_threshold, setting.lm_weight, setting.sil_score,
                                              setting.log_add, CriterionType.CTC)
-            return LexiconFreeDecoder(opts, ZeroLM(), 0, 0, [])
+            return LexiconFreeDecoder(opts, self.token_lm(), 0, 0, [])
         opts = LexiconDecoderOptions(setting.beam_size, setting.beam_size_token, setting.beam_threshold,
                                      setting.lm_weight, setting.word_score, setting.unk_score,
                                      setting.sil_score, setting.log_add, CriterionType.CTC)
         return LexiconDecoder(opts, self.trie, self.lm, 0, 0, self.unk, [], False)
+
+    def token_lm(self):
+        """KenLM over pieces (tokens.arpa; indices = tokens.txt columns), loaded once."""
+        if self._token_lm is None:
+            from flashlight.lib.text.decoder.kenlm import KenLM
+
+            if not self.token_arpa.is_file():
+                raise UserError(f"{self.token_arpa}: file not found; decoder lexicon_free needs the token "
+                                "n-gram that asrsweep.decoding.make_lexicon writes beside lexicon.txt")
+            self._token_lm = KenLM(str(self.token_arpa), self.token_dict)
+        return self._token_lm
 
     def decode(self, search, logprobs: np.ndarray, nbest: int = 1) -> list[Hypothesis]:
         """Up to `nbest` hypotheses (best first, distinct word strings) for log-probs [T, V]."""

@@ -1,17 +1,25 @@
-"""python -m asrsweep.decoding.make_lexicon --tokenizer <tokenizer/k> --arpa <ngram/k>/lm.arpa --outdir <lexicon/k>
+"""python -m asrsweep.decoding.make_lexicon --tokenizer <tokenizer/k> --arpa <ngram/k>/lm.arpa --text <data>/lm.txt --outdir <lexicon/k>
 
 Spell the LM vocabulary with the run's sentencepiece pieces: `<outdir>/lexicon.txt`, one
 `word<TAB>piece piece ...` line per unigram of the ARPA file (`<s>`, `</s>` skipped), plus `<unk>`
 (spelled with the tokenizer's unknown piece, which the acoustic model never emits, so `<unk>` is
-only reached through unk_score).  Pieces are written exactly as in tokens.txt.
+only reached through unk_score).  Pieces are written exactly as in tokens.txt.  The lexicon is
+the word LM's vocabulary, so it covers exactly the text the n-gram LM was trained on.
+
+Also `<outdir>/tokens.arpa`: the token-level n-gram of the open-vocabulary decoder
+(`decode.decoder: lexicon_free`): the LM text (--text, plain or .gz, one sentence a line)
+encoded into the tokenizer's pieces, estimated by asrsweep.decoding.kneser_ney (interpolated
+modified Kneser-Ney) with the word LM's order (read from lm.arpa).
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 from pathlib import Path
 
 from asrsweep.core.common import UserError, atomic_write, cli_main, record_command
+from asrsweep.decoding import kneser_ney
 
 SKIP = {"<s>", "</s>", "<unk>"}
 
@@ -35,6 +43,39 @@ def arpa_unigrams(path: Path) -> list[str]:
     if not words:
         raise UserError(f"{path}: no \\1-grams section; not an ARPA file?")
     return words
+
+
+def arpa_order(path: Path) -> int:
+    """Highest order in the `\\data\\` header of an ARPA file (`ngram N=count` lines)."""
+    orders = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("ngram ") and "=" in line:
+                orders.append(int(line.split()[1].split("=")[0]))
+            elif line.startswith("\\1-grams:"):
+                break
+    if not orders:
+        raise UserError(f"{path}: no 'ngram N=' lines in the \\data\\ header; not an ARPA file?")
+    return max(orders)
+
+
+def piece_sentences(tokens, paths: list[Path]):
+    """Each non-empty line of the text files as its pieces (tokens.txt strings), space-joined."""
+    for path in paths:
+        if not path.is_file():
+            raise UserError(f"{path}: file not found (LM text)")
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    yield " ".join(tokens.pieces[i] for i in tokens.encode(line.strip()))
+
+
+def write_token_lm(tokens, paths: list[Path], order: int, out: Path) -> None:
+    """tokens.arpa: a Kneser-Ney n-gram over the pieces of the LM text."""
+    model = kneser_ney.estimate(piece_sentences(tokens, paths), order)
+    with atomic_write(out) as tmp:
+        kneser_ney.write_arpa(model, tmp)
 
 
 def spell(tokens, word: str) -> list[str]:
@@ -64,7 +105,9 @@ def run(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokenizer", required=True, type=Path, help="dir with spm.model + tokens.txt")
     parser.add_argument("--arpa", required=True, type=Path, help="lm.arpa of the n-gram stage")
-    parser.add_argument("--outdir", required=True, type=Path, help="writes lexicon.txt here")
+    parser.add_argument("--text", required=True, nargs="+", type=Path,
+                        help="the n-gram LM's text file(s), for the token-level n-gram")
+    parser.add_argument("--outdir", required=True, type=Path, help="writes lexicon.txt and tokens.arpa here")
     args = parser.parse_args(argv)
     from asrsweep.core.tokens import Tokens
 
@@ -74,6 +117,9 @@ def run(argv: list[str] | None = None) -> None:
     record_command(args.outdir)
     with atomic_write(args.outdir / "lexicon.txt") as tmp:
         tmp.write_text("".join(f"{w}\t{' '.join(p)}\n" for w, p in entries), encoding="utf-8")
+    order = arpa_order(args.arpa)
+    write_token_lm(tokens, args.text, order, args.outdir / "tokens.arpa")
+    print(f"make_lexicon: tokens.arpa: {order}-gram over pieces of {len(args.text)} text file(s)", flush=True)
     print(f"make_lexicon: {len(entries)} words ({len(skipped)} skipped, spelled with <unk>: "
           f"{' '.join(skipped[:10])})", flush=True)
 
