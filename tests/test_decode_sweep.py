@@ -41,7 +41,7 @@ def config(tmp_path, shards: int, name: str = "config.json", **sweep) -> str:
     path = tmp_path / name
     decode = {"beam_size": 20, "beam_size_token": 9, "sweep": {"method": "grid", "grid": GRID,
                                                               "shards": shards, **sweep}}
-    path.write_text(json.dumps({"decode": decode, "nbest": {"size": 3}}))
+    path.write_text(json.dumps({"decode": decode, "nbest": {"size": 3}, "score": {}}))
     return str(path)
 
 
@@ -56,7 +56,7 @@ def run_sweep(w, shards: int, threads: int = 1) -> list[dict]:
     for i in range(shards):
         decode_sweep(common_flags(w, cfg) + ["--shard", str(i), "--num-shards", str(shards),
                                              "--threads", str(threads), "--out", str(out / f"shards/{i}-of-{shards}.tsv")])
-    merge_sweep(["--shards", *[str(out / f"shards/{i}-of-{shards}.tsv") for i in range(shards)],
+    merge_sweep(["--config", cfg, "--shards", *[str(out / f"shards/{i}-of-{shards}.tsv") for i in range(shards)],
                  "--out-dir", str(out)])
     with open(out / "sweep.tsv") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
@@ -75,6 +75,41 @@ def test_settings_are_deterministic():
     assert a == b and len(a) == 5 and all(10 <= s.beam_size <= 20 for s in a)
     with pytest.raises(UserError, match="method"):
         sweep_settings(DecodeConfig(sweep=DecodeSweepSpec(method="bayes")), "x")
+    halving = DecodeConfig(sweep=DecodeSweepSpec(method="halving", candidates="random", n=5, seed=3,
+                                                 ranges={"lm_weight": [0, 3], "beam_size": [10, 20]}))
+    assert sweep_settings(halving, "x") == a  # halving starts from the random draws
+
+
+@pytest.mark.parametrize("method", ["halving", "tpe"])
+def test_search_methods_through_the_steps(world, method):
+    """One job searches; every decoded setting is listed with its dev share; only full-dev rows win."""
+    cfg = config(world["tmp"], 1, name=f"{method}.json", method=method, first_share=0.3, n=5,
+                 ranges={"lm_weight": [0.0, 2.0]})
+    out = world["tmp"] / method
+    decode_sweep(common_flags(world, cfg) + ["--out", str(out / "shards/0-of-1.tsv")])
+    merge_sweep(["--config", cfg, "--shards", str(out / "shards/0-of-1.tsv"), "--out-dir", str(out)])
+    with open(out / "sweep.tsv") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))[1:]
+    best = json.loads((out / "best_on_dev.json").read_text())
+    shares = sorted({float(r["dev_share"]) for r in rows})
+    if method == "halving":  # 6 grid settings on 1 of 3 dev utterances, 3 on 2, 2 on all 3
+        assert len(rows) == 6 and shares == [0.333333, 0.666667, 1.0]
+        assert [float(r["dev_share"]) for r in rows].count(1.0) == 2 == best["n_full_dev"]
+        assert best["search"] == {"candidates": "grid", "eta": 2, "first_share": 0.3, "seed": 0}
+    else:
+        assert 1 <= len(rows) <= 5 and shares == [1.0]
+        assert all(0.0 <= float(r["lm_weight"]) <= 2.0 for r in rows)
+    full = [r for r in rows if float(r["dev_share"]) == 1.0]
+    assert best["method"] == method and best["dev_wer"] == min(float(r["wer"]) for r in full)
+
+
+def test_search_refuses_shards(world, capsys):
+    """halving and tpe run in one job: a hand-written config with shards 2 is one error line."""
+    cfg = config(world["tmp"], 2, method="halving")
+    with pytest.raises(SystemExit):
+        decode_sweep(common_flags(world, cfg) + ["--num-shards", "2", "--out", str(world["tmp"] / "x/0-of-2.tsv")])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "shards: 1" in err and "halving" in err
 
 
 def test_shards_merge_to_the_unsharded_sweep(world):
@@ -82,7 +117,7 @@ def test_shards_merge_to_the_unsharded_sweep(world):
     assert whole == run_sweep(world, 3)
     assert whole == run_sweep(world, 1, threads=2)
     assert len(whole) == 1 + 6 and whole[0]["decoder"] == "greedy"
-    assert {r["split"] for r in whole} == {"dev"}
+    assert {r["split"] for r in whole} == {"dev"} and {r["dev_share"] for r in whole} == {"1.0"}
 
 
 def test_best_on_dev_and_test_use_only_the_frozen_setting(world):
@@ -90,6 +125,7 @@ def test_best_on_dev_and_test_use_only_the_frozen_setting(world):
     out = world["tmp"] / "decode1-1"
     best = json.loads((out / "best_on_dev.json").read_text())
     assert best["objective"] == "wer" and best["dev_wer"] == 0.0  # lm_weight > 0 fixes d2
+    assert best["method"] == "grid" and best["search"] == {"grid": GRID} and best["n_full_dev"] == 6
     assert best["setting"]["lm_weight"] == 1.0  # the smallest lm_weight among the ties
     # decode_frozen decodes with the frozen setting only: force one with lm_weight 0.
     frozen = dict(best, setting={**best["setting"], "lm_weight": 0.0, "word_score": 0.0})

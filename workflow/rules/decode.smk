@@ -76,7 +76,8 @@ rule merge_sweep:
     log:
         log_path("merge_sweep"),
     shell:
-        "python -m asrsweep.decoding.merge_sweep --shards {input} --out-dir {params.outdir} > {log} 2>&1"
+        "python -m asrsweep.decoding.merge_sweep --config {params.outdir}/config.json --shards {input}"
+        " --out-dir {params.outdir} > {log} 2>&1"
 
 
 rule decode_frozen:

@@ -7,6 +7,8 @@ trie are loaded once; P worker processes (forked, so they share them) decode (se
 utterances) tasks; one emission pass serves every setting (icefall's decode.py habit).
 Output: one row per setting (columns `sweep_table.COLUMNS`: the setting's index and knobs, then
 its dev scores), merged into sweep.tsv by asrsweep.decoding.merge_sweep.
+Methods halving and tpe (asrsweep.decoding.search) search in this one job (--num-shards 1):
+their decodes go through the same workers, and each row says the share of dev it was scored on.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from asrsweep.core.common import UserError, cli_main, record_command
 from asrsweep.core.tsv import write_tsv
 from asrsweep.decoding.decoder import Decoder, Setting, greedy
 from asrsweep.decoding.scoring import score
-from asrsweep.decoding.sweep_space import load_decode_config, sweep_settings
+from asrsweep.decoding.search import successive_halving, tpe_search
+from asrsweep.decoding.sweep_space import (SEARCHES, DecodeConfig, check_ranges, load_decode_config,
+                                           sweep_settings)
 from asrsweep.decoding.sweep_table import COLUMNS, check_tokens, load_emissions, setting_row
 
 # Worker state: set in the parent before forking, so workers share the LM, trie and emissions.
@@ -68,20 +72,41 @@ def _collect(results, hyps, seconds) -> None:
         seconds[si] += secs
 
 
+def greedy_row(decoder: Decoder, blob: dict) -> dict:
+    """The greedy reference row (shard 0 writes it)."""
+    start = time.perf_counter()
+    hyps = [greedy(lp, decoder.tokens).text for lp in blob["logprobs"]]
+    return setting_row("greedy", None, score(list(blob["texts"]), hyps), time.perf_counter() - start)
+
+
 def sweep_shard(decoder: Decoder, blob: dict, settings: list[Setting], shard: int, num_shards: int,
                 threads: int) -> list[dict]:
     """Rows for settings shard::num_shards (plus greedy on shard 0) over the dev emissions."""
     refs = list(blob["texts"])
     indices = list(range(shard, len(settings), num_shards))
-    rows = []
-    if shard == 0:
-        start = time.perf_counter()
-        hyps = [greedy(lp, decoder.tokens).text for lp in blob["logprobs"]]
-        rows.append(setting_row("greedy", None, score(refs, hyps), time.perf_counter() - start))
+    rows = [greedy_row(decoder, blob)] if shard == 0 else []
     results = run_settings(decoder, [settings[i] for i in indices], blob["logprobs"], threads)
     for i, (hyps, secs) in zip(indices, results):
         rows.append(setting_row(i, settings[i], score(refs, hyps), secs))
     return rows
+
+
+def search_rows(decoder: Decoder, blob: dict, cfg: DecodeConfig, threads: int, where: str) -> list[dict]:
+    """Greedy row, then one row per setting the halving or tpe search decoded (its dev share)."""
+    refs, logprobs, spec = list(blob["texts"]), blob["logprobs"], cfg.sweep
+
+    def decode(settings: list[Setting], utts: list[int]) -> list[tuple[list[str], float]]:
+        return run_settings(decoder, settings, [logprobs[u] for u in utts], threads)
+
+    if spec.method == "halving":
+        found = successive_halving(sweep_settings(cfg, where), refs, decode, eta=spec.eta,
+                                   first_share=spec.first_share, seed=spec.seed)
+    else:
+        check_ranges(spec, where)
+        found = tpe_search(cfg.base, spec.ranges, refs, decode, n=spec.n,
+                           startup_trials=spec.startup_trials, seed=spec.seed)
+    return [greedy_row(decoder, blob)] + [setting_row(i, f.setting, f.score, f.seconds, share=f.share)
+                                          for i, f in enumerate(found)]
 
 
 def parse_args(argv):
@@ -109,7 +134,8 @@ def run(argv: list[str] | None = None) -> None:
     if not 0 <= args.shard < args.num_shards or args.threads < 1:
         raise UserError(f"--shard {args.shard} --num-shards {args.num_shards} --threads {args.threads}: "
                         "need 0 <= shard < num-shards and threads >= 1")
-    settings = sweep_settings(cfg, str(args.config))
+    searching = cfg.sweep.method in SEARCHES
+    settings = [] if searching else sweep_settings(cfg, str(args.config))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     record_command(args.out.with_suffix(""))  # shards/i-of-n/command.sh: one per shard job
     start = time.perf_counter()
@@ -117,7 +143,10 @@ def run(argv: list[str] | None = None) -> None:
     blob = load_emissions(args.emissions, "dev")
     check_tokens(blob, decoder.tokens, str(args.emissions))
     loaded = time.perf_counter()
-    rows = sweep_shard(decoder, blob, settings, args.shard, args.num_shards, args.threads)
+    if searching:
+        rows = search_rows(decoder, blob, cfg, args.threads, str(args.config))
+    else:
+        rows = sweep_shard(decoder, blob, settings, args.shard, args.num_shards, args.threads)
     write_tsv(args.out, COLUMNS, rows)
     n = len(rows) - (args.shard == 0)
     print(f"decode_sweep: shard {args.shard}/{args.num_shards}: {n} settings x {len(blob['utt_ids'])} "

@@ -3,6 +3,8 @@
 Library module (no CLI), used by `python -m asrsweep.decoding.decode_sweep --config C ...`.
 The decoder's knobs are the fields of `decoder.Setting` and nothing else: section `decode` is
 those fields (the defaults every setting starts from) plus `sweep`, which says how they vary.
+Methods `halving` and `tpe` search (asrsweep.decoding.search): halving starts from the settings
+listed here (its `candidates`), tpe draws its own from `ranges` as it goes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from asrsweep.decoding.decoder import INT_KNOBS, Setting, make_setting
 class DecodeSweepSpec:
     """Section decode.sweep: method grid (product of the non-empty `grid` lists, in key order) or random
     (`n` draws, uniform in `ranges` [lo, hi], integers for beam sizes, from `seed`); `shards`
-    = number of sweep jobs the workflow runs (must equal --num-shards)."""
+    = number of sweep jobs the workflow runs (must equal --num-shards). Method halving: successive
+    halving over the `candidates` (grid or random) list, from `first_share` of dev, keeping
+    1/`eta` of the settings while multiplying the share by `eta`; method tpe: `n` trials of
+    Optuna's TPE over `ranges`, the first `startup_trials` drawn at random. Both use `seed`."""
 
     method: str = "grid"
     grid: dict = field(default_factory=lambda: {"lm_weight": [0.5, 1.0, 1.5, 2.0, 2.5, 3.0],
@@ -29,6 +34,10 @@ class DecodeSweepSpec:
     ranges: dict = field(default_factory=lambda: {"lm_weight": [0.0, 3.0], "word_score": [-2.0, 3.0]})
     seed: int = 0
     shards: int = 1
+    candidates: str = "grid"
+    eta: int = 2
+    first_share: float = 0.0625
+    startup_trials: int = 4
 
 
 @dataclass(frozen=True)
@@ -47,23 +56,44 @@ def load_decode_config(path) -> DecodeConfig:
         raise UserError(f"{where}: missing section or not a mapping")
     knobs = {k: v for k, v in section.items() if k != "sweep"}
     sweep = from_mapping(DecodeSweepSpec, section.get("sweep", {}), f"{where}.sweep")
+    check_spec(sweep, str(path))
     return DecodeConfig(make_setting(knobs, where), sweep)
 
 
+METHODS = ("grid", "random", "halving", "tpe")
+SEARCHES = ("halving", "tpe")  # sequential: each step depends on the scores before it
+
+
+def check_spec(spec: DecodeSweepSpec, where: str) -> None:
+    """Method and search keys the schema also checks, for a config written by hand."""
+    if spec.method not in METHODS:
+        raise UserError(f"{where}: decode.sweep.method: {spec.method!r}; use one of {', '.join(METHODS)}")
+    if spec.method in SEARCHES and spec.shards != 1:
+        raise UserError(f"{where}: decode.sweep.shards: {spec.shards} with method {spec.method}; "
+                        "a search runs in one job (shards: 1), only grid and random shard")
+    if spec.candidates not in ("grid", "random"):
+        raise UserError(f"{where}: decode.sweep.candidates: {spec.candidates!r}; use 'grid' or 'random'")
+    if not (isinstance(spec.eta, int) and spec.eta >= 2 and 0 < spec.first_share <= 1):
+        raise UserError(f"{where}: decode.sweep: need eta >= 2 (integer) and 0 < first_share <= 1")
+
+
 def sweep_settings(cfg: DecodeConfig, where: str) -> list[Setting]:
-    """The deterministic, duplicate-free list of settings the sweep decodes."""
+    """The deterministic, duplicate-free list of settings the sweep decodes (grid, random), or
+    that successive halving starts from (its candidates); tpe has no list in advance."""
     base = cfg.base.as_dict()
     spec = cfg.sweep
-    if spec.method == "grid":
+    check_spec(spec, where)
+    kind = spec.candidates if spec.method == "halving" else spec.method
+    if kind == "tpe":
+        raise UserError(f"{where}: decode.sweep.method tpe draws its settings as it searches")
+    if kind == "grid":
         for k, values in spec.grid.items():
             if not isinstance(values, list):
                 raise UserError(f"{where}: decode.sweep.grid.{k}: expected a list of values")
         axes = {k: v for k, v in spec.grid.items() if v}  # [] = knob not swept (stays at default)
         combos = [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
-    elif spec.method == "random":
-        combos = _random_combos(spec, where)
     else:
-        raise UserError(f"{where}: decode.sweep.method: {spec.method!r}; use 'grid' or 'random'")
+        combos = _random_combos(spec, where)
     out: list[Setting] = []
     for combo in combos or [{}]:
         setting = make_setting({**base, **combo}, f"{where}: decode.sweep")
@@ -72,12 +102,17 @@ def sweep_settings(cfg: DecodeConfig, where: str) -> list[Setting]:
     return out
 
 
-def _random_combos(spec: DecodeSweepSpec, where: str) -> list[dict]:
-    """`spec.n` draws from `spec.ranges` with random.Random(seed), keys in sorted order."""
-    rng = random.Random(spec.seed)
+def check_ranges(spec: DecodeSweepSpec, where: str) -> None:
+    """Every range must be [lo, hi] with lo <= hi."""
     for k, bounds in spec.ranges.items():
         if not (isinstance(bounds, list) and len(bounds) == 2 and bounds[0] <= bounds[1]):
             raise UserError(f"{where}: decode.sweep.ranges.{k}: expected [lo, hi] with lo <= hi")
+
+
+def _random_combos(spec: DecodeSweepSpec, where: str) -> list[dict]:
+    """`spec.n` draws from `spec.ranges` with random.Random(seed), keys in sorted order."""
+    rng = random.Random(spec.seed)
+    check_ranges(spec, where)
     combos = []
     for _ in range(int(spec.n)):
         combo = {}

@@ -2,7 +2,8 @@
 
 Library module (no CLI), used by `python -m asrsweep.decoding.decode_sweep`, `merge_sweep` and
 `decode_frozen`. A sweep table (shards/i-of-n.tsv, sweep.tsv) has one row per decoder setting
-on dev: the setting's knobs, then its scores.
+on dev: the setting's knobs, then its scores, and the share of dev they are on (`dev_share`: 1.0
+for grid and random; a halving search leaves settings it dropped early on a smaller share).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from asrsweep.core.common import UserError
 from asrsweep.decoding.decoder import KNOBS, Setting
 
 COLUMNS = ["setting", "decoder", *KNOBS, "split", "wer", "cer", "words", "substitutions",
-           "deletions", "insertions", "seconds"]
+           "deletions", "insertions", "seconds", "dev_share"]
 
 
 def load_emissions(emissions_dir: Path, split: str) -> dict:
@@ -36,7 +37,9 @@ def check_tokens(blob: dict, tokens: list[str], where: str) -> None:
         raise UserError(f"{where}: emissions tokens differ from tokens.txt; mixed runs?")
 
 
-def setting_row(index, setting: Setting | None, result, seconds: float, split: str = "dev") -> dict:
+def setting_row(index, setting: Setting | None, result, seconds: float, split: str = "dev",
+                share: float = 1.0) -> dict:
     """One sweep.tsv row; `setting=None` is the greedy row (knobs left empty)."""
     knobs = setting.as_dict() if setting else {"decoder": "greedy", **{k: "" for k in KNOBS}}
-    return {"setting": index, **knobs, "split": split, **result.row(), "seconds": round(seconds, 3)}
+    return {"setting": index, **knobs, "split": split, **result.row(), "seconds": round(seconds, 3),
+            "dev_share": share}

@@ -1,0 +1,112 @@
+"""Searches over decoder settings that spend less than a full grid: successive halving and TPE.
+
+Library module (no CLI), used by `python -m asrsweep.decoding.decode_sweep --config C ...` when
+`decode.sweep.method` is `halving` or `tpe`. Neither decodes anything itself: both call
+`decode(settings, utts)`, which returns (hypotheses for dev utterances `utts`, seconds) per
+setting, so the search is testable without a decoder and the sweep keeps its forked workers.
+
+- Successive halving (Jamieson & Talwalkar 2016; Li et al. 2017, Hyperband's inner loop): every
+  candidate on a seeded `first_share` of dev, the best 1/eta (rounded up) on eta times the share,
+  ..., the last rung on all of dev. The shares are nested prefixes of one seeded order of dev, so a
+  survivor only decodes the utterances it has not seen yet.
+- TPE (Bergstra et al. 2011) with Optuna's seeded TPESampler, in process, `n` trials over
+  `ranges`, each trial scored on all of dev; a trial that repeats a setting reuses its score.
+
+Each returns one `Scored` per distinct setting, in the order first decoded, with the share of dev
+its score is on; only full-dev ones (`share == 1.0`) may be chosen (asrsweep.decoding.merge_sweep).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+from asrsweep.decoding.decoder import INT_KNOBS, Setting, make_setting
+from asrsweep.decoding.scoring import Score, score
+
+Decode = Callable[[list[Setting], list[int]], list[tuple[list[str], float]]]
+
+
+@dataclass
+class Scored:
+    """One setting's result: its score on `share` of dev and the decode seconds it took."""
+
+    setting: Setting
+    score: Score
+    seconds: float
+    share: float
+
+
+def rank_key(item: tuple[int, Scored]) -> tuple:
+    """The selection order of merge_sweep: WER, then CER, then smaller lm_weight, then index."""
+    index, s = item
+    return (s.score.wer, s.score.cer, s.setting.lm_weight, index)
+
+
+def rung_sizes(n_utts: int, first_share: float, eta: int) -> list[int]:
+    """Utterances per rung: ceil(first_share * eta**k * n_utts), growing by eta, last = n_utts."""
+    sizes, share = [], first_share
+    while True:
+        size = min(n_utts, max(1, math.ceil(share * n_utts)))
+        if not sizes or size > sizes[-1]:
+            sizes.append(size)
+        if size >= n_utts:
+            return sizes
+        share *= eta
+
+
+def dev_order(n_utts: int, seed: int) -> list[int]:
+    """A seeded permutation of the dev utterances; rung k scores its first rung_sizes[k]."""
+    order = list(range(n_utts))
+    random.Random(seed).shuffle(order)
+    return order
+
+
+def successive_halving(settings: list[Setting], refs: list[str], decode: Decode, *, eta: int,
+                       first_share: float, seed: int) -> list[Scored]:
+    """Scored candidates (index = position in `settings`); survivors end on all of dev."""
+    order = dev_order(len(refs), seed)
+    hyps: list[dict[int, str]] = [{} for _ in settings]
+    results: list[Scored | None] = [None] * len(settings)
+    alive = list(range(len(settings)))
+    done = 0
+    for size in rung_sizes(len(refs), first_share, eta):
+        new = order[done:size]
+        for i, (chunk, secs) in zip(alive, decode([settings[i] for i in alive], new)):
+            hyps[i].update(zip(new, chunk))
+            utts = order[:size]
+            seconds = (results[i].seconds if results[i] else 0.0) + secs
+            results[i] = Scored(settings[i], score([refs[u] for u in utts], [hyps[i][u] for u in utts]),
+                                seconds, round(size / len(refs), 6))
+        done = size
+        ranked = sorted(((i, results[i]) for i in alive), key=rank_key)
+        alive = sorted(i for i, _ in ranked[:max(1, math.ceil(len(ranked) / eta))])
+    return [r for r in results if r is not None]
+
+
+def tpe_search(base: Setting, ranges: dict, refs: list[str], decode: Decode, *, n: int,
+               startup_trials: int, seed: int) -> list[Scored]:
+    """`n` seeded TPE trials over `ranges` (knob -> [lo, hi]); floats rounded to 4 decimals."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    everything = list(range(len(refs)))
+    found: dict[Setting, Scored] = {}
+    with warnings.catch_warnings():  # multivariate TPE is marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials, multivariate=True)
+        study = optuna.create_study(direction="minimize", sampler=sampler)
+        for _ in range(n):
+            trial = study.ask()
+            combo = {k: (trial.suggest_int(k, int(lo), int(hi)) if k in INT_KNOBS
+                         else round(trial.suggest_float(k, float(lo), float(hi)), 4))
+                     for k, (lo, hi) in sorted(ranges.items())}
+            setting = make_setting({**base.as_dict(), **combo}, "decode.sweep (tpe)")
+            if setting not in found:
+                (hyps, secs), = decode([setting], everything)
+                found[setting] = Scored(setting, score(refs, hyps), secs, 1.0)
+            study.tell(trial, found[setting].score.wer)
+    return list(found.values())
