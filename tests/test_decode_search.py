@@ -99,7 +99,7 @@ def _shard(path, rows):
     write_tsv(path, COLUMNS, rows)
 
 
-def test_merge_picks_only_among_full_dev_rows(tmp_path):
+def test_merge_picks_only_among_full_dev_rows(tmp_path, capsys):
     """A partial-share row with a lower WER (fewer, easier utterances) is never chosen."""
     partial = score(["a b"], ["a b"])  # WER 0 on 1/16 of dev
     full = score(["a b", "c d"], ["a b", "c x"])  # WER 0.25 on all of dev
@@ -115,7 +115,8 @@ def test_merge_picks_only_among_full_dev_rows(tmp_path):
     assert best["method"] == "halving" and best["search"]["eta"] == 3
     _shard(tmp_path / "shards/0-of-1.tsv", rows[:2])
     with pytest.raises(SystemExit):  # nothing on all of dev: refused, not a silent partial pick
-        merge_sweep(["--config", str(cfg), "--shards", str(tmp_path / "shards/0-of-1.tsv"), "--out-dir", str(tmp_path)])
+        merge_sweep(["--shards", str(tmp_path / "shards/0-of-1.tsv"), "--out-dir", str(tmp_path)])  # config in out-dir
+    assert "scored on all of dev" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("sweep, message", [

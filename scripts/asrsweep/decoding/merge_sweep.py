@@ -87,13 +87,14 @@ def best_on_dev(rows: list[dict], spec: DecodeSweepSpec) -> dict:
 def run(argv: list[str] | None = None) -> None:
     """Parse flags, write sweep.tsv and best_on_dev.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="stage config.json (section decode.sweep: the method)")
+    parser.add_argument("--config", type=Path, help="stage config.json (section decode.sweep: the method); "
+                        "default: config.json in --out-dir, where decode_sweep's rule writes it")
     parser.add_argument("--shards", required=True, nargs="+", type=Path, help="all i-of-n.tsv tables")
     parser.add_argument("--out-dir", required=True, type=Path, help="writes sweep.tsv, best_on_dev.json")
     args = parser.parse_args(argv)
     check_shard_set(args.shards)
     rows = merge([r for p in sorted(args.shards) for r in read_shard(p)])
-    best = best_on_dev(rows, load_decode_config(args.config).sweep)
+    best = best_on_dev(rows, load_decode_config(args.config or args.out_dir / "config.json").sweep)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     record_command(args.out_dir)
     write_tsv(args.out_dir / "sweep.tsv", COLUMNS, rows)
