@@ -46,47 +46,42 @@ class NgramModel:
     discounts: list[tuple[float, float, float]] = field(default_factory=list)
 
 
-def _sentence_ids(sentences: Iterable[str], index: dict[str, int], vocab: list[str]) -> list[list[int]]:
-    """Map sentences to id lists `<s> w.. </s>`, growing `vocab` in order of first appearance."""
-    out = []
-    special = {UNK, BOS, EOS}
+def raw_counts(sentences: Iterable[str], order: int, index: dict[str, int], vocab: list[str]) -> list[Counter]:
+    """Raw counts per order, `[order][k-gram] -> count`, streaming over the sentences.
+
+    Each sentence becomes ids `<s> w.. </s>` (`vocab` grows in order of first appearance, `<s>`,
+    `</s>`, `<unk>` in the text are whitespace); the highest order counts every window, a lower
+    order k only the sentence's `<s>`-initial k-gram: lmplz pads with N-1 `<s>` and collapses a
+    window holding two or more to its suffix from the last `<s>`, which keeps its raw count.
+    Nothing per sentence is kept, so memory grows with the distinct n-grams, not the corpus;
+    `Counter.update` over `zip` windows counts in C.
+    """
+    raw: list[Counter] = [Counter() for _ in range(order)]
+    top, prefixes = raw[order - 1], raw[:order - 1]
     for line in sentences:
         ids = [1]
         for word in line.split():
-            if word in special:
-                continue
             wid = index.get(word)
             if wid is None:
                 wid = index[word] = len(vocab)
                 vocab.append(word)
+            elif wid < 3:  # <unk> <s> </s> (ids 0-2) in the text
+                continue
             ids.append(wid)
         ids.append(2)
-        out.append(ids)
-    return out
-
-
-def adjusted_counts(sents: list[list[int]], order: int) -> list[dict[tuple[int, ...], int]]:
-    """Adjusted counts per order, as lmplz's AdjustCounts: `[order][k-gram] -> count`.
-
-    sents: id lists starting with `<s>` (id 1) and ending with `</s>` (id 2).
-    """
-    raw: list[Counter] = [Counter() for _ in range(order)]
-    for s in sents:
-        n = len(s)
-        top = raw[order - 1]
-        for i in range(n - order + 1):
-            top[tuple(s[i:i + order])] += 1
-        # lmplz pads with N-1 <s>; a window holding two or more is collapsed to its suffix from
-        # the last <s>, a lower-order <s>-initial gram that keeps its raw count.
+        n = len(ids)
+        top.update(zip(*(ids[j:] for j in range(order))) if order > 1 else ((i,) for i in ids))
         for k in range(2, min(order, n + 1)):
-            raw[k - 1][tuple(s[:k])] += 1
+            prefixes[k - 1][tuple(ids[:k])] += 1
+    return raw
+
+
+def adjusted_counts(raw: list[Counter], order: int) -> list[dict[tuple[int, ...], int]]:
+    """Adjusted counts per order from `raw_counts`, as lmplz's AdjustCounts: `[order][k-gram] -> count`."""
     counts: list[dict] = [dict() for _ in range(order)]
     counts[order - 1] = dict(raw[order - 1])
     for k in range(order - 1, 0, -1):
-        cont: Counter = Counter()
-        for gram in counts[k]:
-            if len(gram) > 1:
-                cont[gram[1:]] += 1
+        cont: Counter = Counter(gram[1:] for gram in counts[k] if len(gram) > 1)
         cont.update(raw[k - 1])  # <s>-initial grams are never suffixes: no overlap with cont
         counts[k - 1] = dict(cont)
     counts[0][(0,)] = 0
@@ -132,8 +127,7 @@ def estimate(sentences: Iterable[str], order: int, fallback=FALLBACK_DISCOUNTS) 
         raise ValueError(f"order must be >= 1, got {order}")
     vocab = [UNK, BOS, EOS]
     index = {w: i for i, w in enumerate(vocab)}
-    sents = _sentence_ids(sentences, index, vocab)
-    counts = adjusted_counts(sents, order)
+    counts = adjusted_counts(raw_counts(sentences, order, index, vocab), order)
     discounts = [discounts_for(c, fallback) for c in counts]
     stats = [_context_stats(c, d) for c, d in zip(counts, discounts)]
     uniform = 1.0 / (len(vocab) - 1)  # <unk> included, <s> excluded (lmplz)
