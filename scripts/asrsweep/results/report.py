@@ -74,6 +74,11 @@ def edge_of(summary: pd.DataFrame, run: str, stage: str) -> str:
     return values[0] if values else ""
 
 
+def swept(chosen: dict | None, table: pd.DataFrame) -> str:
+    """The chosen values of the knobs that `table` varies ('lm_weight=0.5, word_score=1')."""
+    return rh.settings_text({k: v for k, v in (chosen or {}).items() if k in table.columns and table[k].nunique() > 1})
+
+
 def surface_plots(results: list[dict], summary: pd.DataFrame, outdir: Path) -> list[tuple[Path, str]]:
     """sweep_<run>.png (beam rows of sweep.tsv) and rescore_<run>.png (grid.tsv), chosen point outlined."""
     made = []
@@ -87,14 +92,15 @@ def surface_plots(results: list[dict], summary: pd.DataFrame, outdir: Path) -> l
             chosen = ((result.get("beam") or {}).get("best_on_dev") or {}).get("setting")
             fig = plots.heatmap(sweep, "lm_weight", "word_score", f"{run}: decoder sweep (dev)", chosen, edge)
             made.append((plots.save_png(fig, outdir / f"sweep_{run}.png"),
-                         f"decoder sweep of {run}: dev WER %; red box: chosen on dev ({rh.settings_text(chosen)})"))
+                         f"decoder sweep of {run}: dev WER %; red box: chosen on dev ({swept(chosen, sweep)})"))
     for result, path in unique_paths(results, "grid"):
         run, edge = result["run"], edge_of(summary, result["run"], "rescored")
         chosen = ((result.get("rescore") or {}).get("best_on_dev") or {}).get("setting")
         title = f"{run}: rescoring (dev, min over length_weight)"
-        fig = plots.heatmap(dev_rows(read_numeric(path)), "lm_weight", "ngram_weight", title, chosen, edge)
+        grid = dev_rows(read_numeric(path))
+        fig = plots.heatmap(grid, "lm_weight", "ngram_weight", title, chosen, edge)
         made.append((plots.save_png(fig, outdir / f"rescore_{run}.png"),
-                     f"rescoring grid of {run}: dev WER %; red box: chosen on dev ({rh.settings_text(chosen)})"))
+                     f"rescoring grid of {run}: dev WER %; red box: chosen on dev ({swept(chosen, grid)})"))
     return made
 
 

@@ -103,7 +103,10 @@ def wer_cell(row: pd.Series | None, split: str, best: float | None) -> str:
 def comparison_table(summary: pd.DataFrame, varied: list[str], stages: list[str]) -> str:
     """Runs (rows) x stages (dev and test WER % columns); seed means after the runs."""
     runs = summary[summary["aggregate"] == "run"]
-    best = {(s, split): runs.loc[runs["stage"] == s, f"{split}_wer"].min() for s in stages for split in ("dev", "test")}
+    best = {}
+    for s, split in ((s, split) for s in stages for split in ("dev", "test")):
+        column = runs.loc[runs["stage"] == s, f"{split}_wer"].dropna()
+        best[(s, split)] = column.min() if column.nunique() > 1 else None  # all equal: no best to mark
     oov = [c for c in ("oov_dev", "oov_test") if c in summary.columns and summary[c].notna().any()]
     head = "".join(f"<th rowspan=2>{esc(v)}</th>" for v in varied) + "".join(f"<th rowspan=2>{esc(c)} %</th>" for c in oov)
     head += "".join(f"<th colspan=2>{esc(STAGE_LABELS.get(s, s))}</th>" for s in stages)
