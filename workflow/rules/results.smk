@@ -62,9 +62,9 @@ rule report_experiment:
     output:
         report(
             directory(f"{RESULTS}/{{exp}}/report"),
-            patterns=["{name}.png"],
+            patterns=["{name}.html", "{name}.png"],
             caption="../report/plots.rst",
-            category="Plots",
+            category="Report",
         ),
     log:
         f"{RESULTS}/{{exp}}/logs/report_experiment.log",
