@@ -24,6 +24,7 @@ SECTIONS = [
     ("decode", "asrsweep.decoding.decoder", "Setting"),
     ("decode.sweep", "asrsweep.decoding.sweep_space", "DecodeSweepSpec"),
     ("nbest", "asrsweep.decoding.decode_frozen", "NbestConfig"),
+    ("score", "asrsweep.decoding.scoring", "ScoreConfig"),
     ("lm", "asrsweep.rescoring.train_lm", "LMConfig"),
     ("rescore", "asrsweep.rescoring.rescore", "RescoreConfig"),
 ]

@@ -87,6 +87,7 @@ rule decode_frozen:
     output:
         test=stage_path("nbest", "test.json"),
         hyps=[stage_path("nbest", f"hyps_{s}.tsv") for s in ("dev", "test")],
+        greedy=[stage_path("nbest", f"hyps_greedy_{s}.tsv") for s in ("dev", "test")],
         nbest=[stage_path("nbest", f"{s}.tsv") for s in ("dev", "test")],
     params:
         write_config=write_config("nbest"),

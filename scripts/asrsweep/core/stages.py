@@ -43,7 +43,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("emissions", (), ("train",), "test.pt", keyed_like="train"),
     Stage("ngram", ("ngram",), ("data",), "lm.arpa"),
     Stage("lexicon", (), ("tokenizer", "ngram"), "lexicon.txt"),
-    Stage("decode", ("decode",), ("emissions", "lexicon"), "best_on_dev.json", ("best_on_dev.json",)),
+    # score (the scoring normalisation) enters decode's key and so nbest's and rescore's.
+    Stage("decode", ("decode", "score"), ("emissions", "lexicon"), "best_on_dev.json", ("best_on_dev.json",)),
     Stage("lm", ("seed", "lm"), ("data",), "lm.json", ("lm.json",)),
     Stage("nbest", ("nbest",), ("decode",), "test.json", ("test.json",)),
     Stage("lmscore", (), ("nbest", "lm"), "test.tsv"),

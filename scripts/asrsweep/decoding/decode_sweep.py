@@ -6,7 +6,8 @@ shard i takes settings i::n, and shard 0 also writes the `greedy` row.  KenLM an
 trie are loaded once; P worker processes (forked, so they share them) decode (setting, chunk of
 utterances) tasks; one emission pass serves every setting (icefall's decode.py habit).
 Output: one row per setting (columns `sweep_table.COLUMNS`: the setting's index and knobs, then
-its dev scores), merged into sweep.tsv by asrsweep.decoding.merge_sweep.
+its dev scores), merged into sweep.tsv by asrsweep.decoding.merge_sweep. Scores are counted after
+section `score`'s normalize (asrsweep.decoding.scoring), on references and hypotheses alike.
 Methods halving and tpe (asrsweep.decoding.search) search in this one job (--num-shards 1):
 their decodes go through the same workers, and each row says the share of dev it was scored on.
 """
@@ -24,7 +25,7 @@ import numpy as np
 from asrsweep.core.common import UserError, cli_main, record_command
 from asrsweep.core.tsv import write_tsv
 from asrsweep.decoding.decoder import Decoder, Setting, greedy
-from asrsweep.decoding.scoring import score
+from asrsweep.decoding.scoring import load_score_config, normalize_all, score
 from asrsweep.decoding.search import successive_halving, tpe_search
 from asrsweep.decoding.sweep_space import (SEARCHES, DecodeConfig, check_ranges, load_decode_config,
                                            sweep_settings)
@@ -45,8 +46,8 @@ def _decode_task(task: tuple[int, int, int]) -> tuple[int, int, list[str], float
 
 
 def run_settings(decoder: Decoder, settings: list[Setting], logprobs: list[np.ndarray],
-                 threads: int) -> list[tuple[list[str], float]]:
-    """(hyps, decode seconds) per setting, using `threads` forked workers."""
+                 threads: int, normalize: str = "none") -> list[tuple[list[str], float]]:
+    """(hyps as scored: after score.normalize, decode seconds) per setting, using `threads` forked workers."""
     _STATE.update(decoder=decoder, settings=settings, logprobs=logprobs)
     n_utts = len(logprobs)
     chunks = 1 if threads <= 1 else max(1, math.ceil(2 * threads / max(len(settings), 1)))
@@ -62,7 +63,7 @@ def run_settings(decoder: Decoder, settings: list[Setting], logprobs: list[np.nd
         with mp.get_context("fork").Pool(threads) as pool:
             _collect(pool.imap_unordered(_decode_task, tasks), hyps, seconds)
     _STATE.clear()
-    return list(zip(hyps, seconds))
+    return [(normalize_all(h, normalize), secs) for h, secs in zip(hyps, seconds)]
 
 
 def _collect(results, hyps, seconds) -> None:
@@ -72,31 +73,33 @@ def _collect(results, hyps, seconds) -> None:
         seconds[si] += secs
 
 
-def greedy_row(decoder: Decoder, blob: dict) -> dict:
+def greedy_row(decoder: Decoder, blob: dict, normalize: str = "none") -> dict:
     """The greedy reference row (shard 0 writes it)."""
     start = time.perf_counter()
-    hyps = [greedy(lp, decoder.tokens).text for lp in blob["logprobs"]]
+    hyps = normalize_all([greedy(lp, decoder.tokens).text for lp in blob["logprobs"]], normalize)
     return setting_row("greedy", None, score(list(blob["texts"]), hyps), time.perf_counter() - start)
 
 
 def sweep_shard(decoder: Decoder, blob: dict, settings: list[Setting], shard: int, num_shards: int,
-                threads: int) -> list[dict]:
-    """Rows for settings shard::num_shards (plus greedy on shard 0) over the dev emissions."""
+                threads: int, normalize: str = "none") -> list[dict]:
+    """Rows for settings shard::num_shards (plus greedy on shard 0) over the dev emissions
+    (blob["texts"] already normalised for scoring)."""
     refs = list(blob["texts"])
     indices = list(range(shard, len(settings), num_shards))
-    rows = [greedy_row(decoder, blob)] if shard == 0 else []
-    results = run_settings(decoder, [settings[i] for i in indices], blob["logprobs"], threads)
+    rows = [greedy_row(decoder, blob, normalize)] if shard == 0 else []
+    results = run_settings(decoder, [settings[i] for i in indices], blob["logprobs"], threads, normalize)
     for i, (hyps, secs) in zip(indices, results):
         rows.append(setting_row(i, settings[i], score(refs, hyps), secs))
     return rows
 
 
-def search_rows(decoder: Decoder, blob: dict, cfg: DecodeConfig, threads: int, where: str) -> list[dict]:
+def search_rows(decoder: Decoder, blob: dict, cfg: DecodeConfig, threads: int, where: str,
+                normalize: str = "none") -> list[dict]:
     """Greedy row, then one row per setting the halving or tpe search decoded (its dev share)."""
     refs, logprobs, spec = list(blob["texts"]), blob["logprobs"], cfg.sweep
 
     def decode(settings: list[Setting], utts: list[int]) -> list[tuple[list[str], float]]:
-        return run_settings(decoder, settings, [logprobs[u] for u in utts], threads)
+        return run_settings(decoder, settings, [logprobs[u] for u in utts], threads, normalize)
 
     if spec.method == "halving":
         found = successive_halving(sweep_settings(cfg, where), refs, decode, eta=spec.eta,
@@ -105,14 +108,14 @@ def search_rows(decoder: Decoder, blob: dict, cfg: DecodeConfig, threads: int, w
         check_ranges(spec, where)
         found = tpe_search(cfg.base, spec.ranges, refs, decode, n=spec.n,
                            startup_trials=spec.startup_trials, seed=spec.seed)
-    return [greedy_row(decoder, blob)] + [setting_row(i, f.setting, f.score, f.seconds, share=f.share)
+    return [greedy_row(decoder, blob, normalize)] + [setting_row(i, f.setting, f.score, f.seconds, share=f.share)
                                           for i, f in enumerate(found)]
 
 
 def parse_args(argv):
     """The CLI flags."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", required=True, help="stage config.json (section decode)")
+    p.add_argument("--config", required=True, help="stage config.json (sections decode, score)")
     p.add_argument("--emissions", required=True, type=Path, help="dir with dev.pt (test.pt is not read)")
     p.add_argument("--lexicon", required=True, type=Path, help="lexicon.txt")
     p.add_argument("--arpa", required=True, type=Path, help="lm.arpa")
@@ -142,11 +145,13 @@ def run(argv: list[str] | None = None) -> None:
     decoder = Decoder(args.lexicon, args.arpa, args.tokens)
     blob = load_emissions(args.emissions, "dev")
     check_tokens(blob, decoder.tokens, str(args.emissions))
+    norm = load_score_config(args.config).normalize  # section score: refs and hyps alike
+    blob["texts"] = normalize_all(blob["texts"], norm)
     loaded = time.perf_counter()
     if searching:
-        rows = search_rows(decoder, blob, cfg, args.threads, str(args.config))
+        rows = search_rows(decoder, blob, cfg, args.threads, str(args.config), norm)
     else:
-        rows = sweep_shard(decoder, blob, settings, args.shard, args.num_shards, args.threads)
+        rows = sweep_shard(decoder, blob, settings, args.shard, args.num_shards, args.threads, norm)
     write_tsv(args.out, COLUMNS, rows)
     n = len(rows) - (args.shard == 0)
     print(f"decode_sweep: shard {args.shard}/{args.num_shards}: {n} settings x {len(blob['utt_ids'])} "

@@ -16,7 +16,9 @@ word_score are added to the ngram_weight and length_weight axes.
 Inputs: NB/{dev,test}.tsv (utt_id rank hyp am_score ngram_score words tokens), LS/{split}.tsv
 (utt_id rank lm_logprob), EM/{split}.pt (references: "utt_ids", "texts"). An utterance with no
 hypothesis counts as an empty one. Outputs in OUT: grid.tsv (one row per grid point, dev WER),
-best_on_dev.json, test.json, hyps_{dev,test}.tsv (utt_id ref hyp errors ref_words).
+best_on_dev.json, test.json, hyps_{dev,test}.tsv (utt_id ref hyp errors ref_words). Errors are
+counted after section `score`'s normalize (asrsweep.decoding.scoring), on references and
+hypotheses alike; test.json records it as `scoring`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from asrsweep.core import tsv
+from asrsweep.decoding.scoring import load_score_config, normalize_all
 from asrsweep.rescoring import fastwer
 from asrsweep.core.common import (
     UserError,
@@ -88,10 +91,12 @@ def load_references(path: Path) -> tuple[list[str], list[str]]:
     return list(data["utt_ids"]), list(data["texts"])
 
 
-def load_split(nbest_dir: Path, lmscore_dir: Path, emissions_dir: Path, split: str) -> dict:
-    """One split as arrays: features [U, H, 4] (am, ngram, lm, words), errors [U, H], texts."""
+def load_split(nbest_dir: Path, lmscore_dir: Path, emissions_dir: Path, split: str, normalize: str = "none") -> dict:
+    """One split as arrays: features [U, H, 4] (am, ngram, lm, words), errors [U, H], texts
+    (references and hypotheses as scored: after score.normalize)."""
     utt_ids, refs = load_references(emissions_dir / f"{split}.pt")
     nb = tsv.read_frame(nbest_dir / f"{split}.tsv", ["utt_id", "rank", "hyp", "am_score", "ngram_score", "words"])
+    refs, nb["hyp"] = normalize_all(refs, normalize), normalize_all(nb["hyp"], normalize)
     ls = tsv.read_frame(lmscore_dir / f"{split}.tsv", ["utt_id", "rank", "lm_logprob"])
     df = nb.merge(ls[["utt_id", "rank", "lm_logprob"]], on=["utt_id", "rank"], how="left")
     if (df["lm_logprob"] == "").any() or df["lm_logprob"].isna().any():
@@ -209,7 +214,8 @@ def run(argv: list[str] | None = None) -> dict:
     open_outdir(args.outdir, argv, "rescore")
     cfg = load_section(args.config, "rescore", RescoreConfig)
     axes = grid_axes(cfg, read_json(args.first_pass) if args.first_pass else None, str(args.config))
-    dev, test = (load_split(args.nbest, args.lmscore, args.emissions, s) for s in ("dev", "test"))
+    norm = load_score_config(args.config).normalize
+    dev, test = (load_split(args.nbest, args.lmscore, args.emissions, s, norm) for s in ("dev", "test"))
     start = time.perf_counter()
     grid = run_grid(dev, axes)
     seconds = time.perf_counter() - start
@@ -224,7 +230,7 @@ def run(argv: list[str] | None = None) -> dict:
                  "tie_break": TIE_BREAK, "score": SCORE, "oracle_wer": dev_res["oracle_wer"],
                  "first_pass": dev_res["first_pass"], "grid_points": len(grid), "grid_seconds": seconds}
     test_json = {"setting": setting, "split": "test", **test_res, "dev_wer": float(best["wer"]),
-                 "dev_oracle_wer": dev_res["oracle_wer"], "score": SCORE}
+                 "dev_oracle_wer": dev_res["oracle_wer"], "score": SCORE, "scoring": {"normalize": norm}}
     write_json_atomic(args.outdir / "best_on_dev.json", best_json)
     write_json_atomic(args.outdir / "test.json", test_json)
     write_hyps(args.outdir / "hyps_dev.tsv", dev, dev_hyps)
