@@ -45,6 +45,9 @@ def wide(rows: pd.DataFrame, index: list[str]) -> pd.DataFrame:
         out[f"{stage} test"] = table[stage].map(fmt) if stage in table else "-"
     dev = rows[rows["stage"] == "rescored"].set_index(index)["dev_wer"] if "dev_wer" in rows else None
     out["rescored dev"] = dev.reindex(out.index).map(fmt) if dev is not None else "-"
+    for split in ("dev", "test"):  # OOV % against the lexicon: one value per run, on every stage row
+        oov = rows.groupby(index, sort=False, dropna=False)[f"oov_{split}"].first() if f"oov_{split}" in rows else None
+        out[f"oov {split}"] = oov.reindex(out.index).map(fmt) if oov is not None else "-"
     return out.reset_index()
 
 

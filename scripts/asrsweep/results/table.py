@@ -14,7 +14,7 @@ from asrsweep.core import tsv
 from asrsweep.core.common import UserError, read_json
 
 METRICS = ["dev_wer", "dev_cer", "test_wer", "test_cer", "oracle_dev_wer", "oracle_test_wer",
-           "steps", "train_seconds", "n_params"]
+           "oov_dev", "oov_test", "steps", "train_seconds", "n_params"]
 FIXED = ["experiment", "run", "aggregate", "stage"]
 
 
@@ -67,7 +67,10 @@ def run_rows(result: dict, where: Path) -> list[dict]:
     train = result.get("train") or {}
     common = {"experiment": result["experiment"], "run": result["run"], "aggregate": "run",
               **result["values"], "steps": train.get("steps"), "train_seconds": train.get("train_seconds"),
-              "n_params": train.get("n_params"), "paths": json.dumps(result.get("paths", {}), sort_keys=True)}
+              "n_params": train.get("n_params"),
+              # OOV: share of dev/test reference words not in the lexicon (decode_frozen's test.json).
+              **{f"oov_{split}": _get(result, "beam", "test", "oov", split, "rate") for split in ("dev", "test")},
+              "paths": json.dumps(result.get("paths", {}), sort_keys=True)}
     stages = {"greedy": greedy_row(result) if ("greedy" in result or "beam" in result) else None,
               "ngram_beam": selected_row(result["beam"]) if result.get("beam") else None,
               "rescored": selected_row(result["rescore"]) if result.get("rescore") else None}
