@@ -51,6 +51,8 @@ def with_statistics(path) -> None:
     frame["p_vs_baseline"] = ["" if r == "r1" else 0.01 for r in frame["run"]]
     frame["p_improve"] = ["" if r == "r1" else 0.99 for r in frame["run"]]
     frame["edge"] = ["rescore.length_weight=max" if s == "rescored" and r == "r2" else "" for r, s in zip(frame["run"], frame["stage"])]
+    frame["edge_hint"] = ["rescore.length_weight: extend above 1 (try 2)" if e else "" for e in frame["edge"]]
+    frame["baseline"] = "r1"
     frame["oov_dev"], frame["oov_test"] = 0.01, 0.02
     tsv.write_frame(path, frame)
 
@@ -106,9 +108,9 @@ def test_report_builds_pngs_and_a_self_contained_page(tmp_path) -> None:
 def test_report_shows_intervals_significance_edges_and_oov(tmp_path) -> None:
     text = (build(tmp_path, statistics=True) / "summary.html").read_text()
     assert "[8.8, 13.8]" in text  # test WER 11.0 % with its interval
-    assert "p = 0.01 vs baseline" in text and "P(better) 0.99" in text
+    assert "p = 0.01 vs r1" in text and "P(better) 0.99" in text and "r1 <span class='ci'>(baseline)" in text
     assert "grid edge: rescore.length_weight=max" in text
-    assert "extend rescore.length_weight above its largest value" in text
+    assert "(rescore.length_weight=max): rescore.length_weight: extend above 1 (try 2)" in text
     assert "oov_test %" in text and "2.00" in text
     assert text.count("class='num best'") == 3  # per stage x split, but not beam test WER (a tie)
 

@@ -81,7 +81,12 @@ def wer_intervals(table: pd.DataFrame, stages: list[str]):
         ax.set_ylabel("WER %")
         ax.set_xlim(-0.6, len(runs) - 0.4)
         ax.grid(axis="y", alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
+    legends = {}  # label -> handle over every panel: a stage without intervals has plain labels
+    for ax in axes[0]:
+        legends.update(zip(*reversed(ax.get_legend_handles_labels())))
+    if any("CI" in label for label in legends):
+        legends = {label: h for label, h in legends.items() if "CI" in label}
+    labels, handles = list(legends), list(legends.values())
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, bbox_to_anchor=(0.5, -0.02))
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig

@@ -19,7 +19,6 @@ Runs sharing an upstream file (same path) get one plot, named after the first ru
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -122,8 +121,9 @@ def worst_section(results: list[dict], summary: pd.DataFrame, stages: list[str])
     if result is None:
         return ""
     paths = result.get("paths") or {}
-    for key, label in (("rescore", "rescored"), ("nbest", "n-gram beam")):
-        hyps = Path(paths[key]) / "hyps_test.tsv" if paths.get(key) else None
+    for key, name, label in (("rescore", "hyps_test.tsv", "rescored"), ("nbest", "hyps_test.tsv", "n-gram beam"),
+                             ("nbest", "hyps_greedy_test.tsv", "greedy")):
+        hyps = Path(paths[key]) / name if paths.get(key) else None
         if hyps is not None and hyps.exists():
             note = (f"<p class='note'>Best run <b>{rh.esc(chosen[0])}</b> (lowest dev WER of its last stage, "
                     f"{rh.esc(plots.STAGE_LABELS.get(chosen[1], chosen[1]))}); test hypotheses of its {label} "
@@ -133,19 +133,17 @@ def worst_section(results: list[dict], summary: pd.DataFrame, stages: list[str])
 
 
 def edge_notes(summary: pd.DataFrame) -> str:
-    """One warning line per run x stage whose dev-chosen setting sits on the edge of its grid."""
+    """One warning per run x stage whose dev-chosen setting sits on the edge of its grid (the
+    summary's `edge` and `edge_hint` columns, written by results.edges)."""
     if "edge" not in summary.columns:
         return ""
     lines = []
     for _, row in summary[summary["aggregate"] == "run"].iterrows():
         if rh.missing(row["edge"]):
             continue
-        hints = []
-        for knob, side in re.findall(r"([\w.]+)=(min|max)", str(row["edge"])):
-            hints.append(f"extend {knob} {'above its largest' if side == 'max' else 'below its smallest'} value")
+        hint = "" if rh.missing(row.get("edge_hint")) else f": {rh.esc(row['edge_hint'])}"
         lines.append(f"<div class='warn'>\u26a0 {rh.esc(row['run'])}, {rh.esc(plots.STAGE_LABELS.get(row['stage'], row['stage']))}: "
-                     f"the dev-chosen setting is on the grid edge ({rh.esc(row['edge'])})"
-                     f"{': ' + rh.esc('; '.join(hints)) if hints else ''}.</div>")
+                     f"the dev-chosen setting is on the edge of the swept range ({rh.esc(row['edge'])}){hint}.</div>")
     return "".join(lines)
 
 

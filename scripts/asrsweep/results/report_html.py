@@ -92,7 +92,7 @@ def wer_cell(row: pd.Series | None, split: str, best: float | None) -> str:
     if not missing(row.get(f"{split}_wer_std")):
         text += f" <span class='ci'>± {pct(row[f'{split}_wer_std'])}</span>"
     if split == "test":
-        text += p_note(row, "p_vs_baseline", "p_improve", "baseline")
+        text += p_note(row, "p_vs_baseline", "p_improve", "baseline" if missing(row.get("baseline")) else str(row["baseline"]))
         text += p_note(row, "p_vs_prev", "p_improve_prev", "previous stage")
     if not missing(row.get("edge")) and split == "dev":
         text += f"<span class='edge'>\u26a0 grid edge: {esc(row['edge'])}</span>"
@@ -116,7 +116,9 @@ def comparison_table(summary: pd.DataFrame, varied: list[str], stages: list[str]
     for _, group in summary.groupby(keys, sort=False, dropna=False):
         first = group.iloc[0]
         by_stage = {r["stage"]: r for _, r in group.iterrows()}
-        label = esc(first["run"]) if first["aggregate"] == "run" else f"mean of {esc(first.get('n', ''))} seeds"
+        label = esc(first["run"]) if first["aggregate"] == "run" else f"mean of {esc(value_text(first.get('n')))} seeds"
+        if first["aggregate"] == "run" and first["run"] == first.get("baseline"):
+            label += " <span class='ci'>(baseline)</span>"
         cells = [f"<td>{label}</td>"] + [f"<td>{esc(value_text(first.get(v)))}</td>" for v in varied]
         cells += [f"<td class='num'>{pct(first.get(c), 2)}</td>" for c in oov]
         for s in stages:
