@@ -27,6 +27,7 @@ SECTIONS = [
     ("score", "asrsweep.decoding.scoring", "ScoreConfig"),
     ("lm", "asrsweep.rescoring.train_lm", "LMConfig"),
     ("rescore", "asrsweep.rescoring.rescore", "RescoreConfig"),
+    ("stats", "asrsweep.results.stats", "StatsConfig"),
 ]
 DEFAULTS = schema_defaults(load_schema("recipe"))
 

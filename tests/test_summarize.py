@@ -75,3 +75,53 @@ def test_missing_runs_is_user_error(tmp_path) -> None:
     with pytest.raises(SystemExit) as exc:
         summarize.main(["--runs", str(tmp_path), "--out", str(tmp_path / "s.tsv")])
     assert exc.value.code == 2
+
+
+def write_stage_files(root, run: str, wer: float) -> dict:
+    """hyps files of the beam and rescored stages, and a rescoring grid whose optimum is its
+    largest length_weight; returns the paths result.json carries."""
+    from asrsweep.core import tsv
+
+    paths = {"nbest": root / run / "nbest", "rescore": root / run / "rescore"}
+    for depth, folder in enumerate(paths.values()):
+        folder.mkdir(parents=True)
+        for split in ("dev", "test"):
+            # 0-4 errors of 10 words; a lower `wer` takes one off everywhere, rescoring one off every third.
+            errors = [max((i * 37) % 5 - (wer < 0.12) - depth * (i % 3 == 0), 0) for i in range(40)]
+            rows = [{"utt_id": f"{split}{i:02d}", "ref": "r", "hyp": "h", "errors": e, "ref_words": 10}
+                    for i, e in enumerate(errors)]
+            tsv.write_tsv(folder / f"hyps_{split}.tsv", ["utt_id", "ref", "hyp", "errors", "ref_words"], rows)
+    grid = [{"ngram_weight": "1.0", "lm_weight": "0.5", "length_weight": str(w), "split": "dev", "wer": str(0.3 - 0.01 * w)}
+            for w in (0.0, 1.0)]
+    tsv.write_tsv(root / run / "grid.tsv", list(grid[0]), grid)
+    return {**{k: str(v) for k, v in paths.items()}, "grid": str(root / run / "grid.tsv")}
+
+
+def test_intervals_significance_and_edges(tmp_path) -> None:
+    specs = [("r1", 1, 1.0, 0.10), ("r2", 2, 1.0, 0.14)]
+    for run, seed, lmw, wer in specs:
+        result = fake_result(run, seed, lmw, wer)
+        result["paths"] = write_stage_files(tmp_path / "stages", run, wer)
+        hyps = tmp_path / "stages" / run
+        for stage, folder in (("beam", "nbest"), ("rescore", "rescore")):
+            from asrsweep.results.stats import read_errors
+            dev, test = (read_errors(hyps / folder / f"hyps_{s}.tsv").wer for s in ("dev", "test"))
+            result[stage]["best_on_dev"]["dev_wer"], result[stage]["test"]["wer"] = dev, test
+        (tmp_path / "runs" / run).mkdir(parents=True)
+        (tmp_path / "runs" / run / "result.json").write_text(json.dumps(result))
+    out = tmp_path / "summary.tsv"
+    summarize.main(["--runs", str(tmp_path / "runs"), "--out", str(out), "--resamples", "500", "--baseline", "r2"])
+    table = pd.read_csv(out, sep="\t", keep_default_na=False)
+    rows = table[table["stage"] != "greedy"]
+    for split in ("dev", "test"):
+        wer, lo, hi = (pd.to_numeric(rows[f"{split}_wer{s}"]) for s in ("", "_lo", "_hi"))
+        assert ((lo <= wer) & (wer <= hi) & (lo < hi)).all()
+    r1 = table[(table["run"] == "r1") & (table["aggregate"] == "run")].set_index("stage")
+    assert float(r1.at["rescored", "p_improve"]) > 0.95 and float(r1.at["rescored", "p_vs_baseline"]) < 0.05
+    assert float(r1.at["rescored", "p_improve_prev"]) > 0.5 and r1.at["ngram_beam", "p_vs_prev"] == ""
+    assert r1.at["rescored", "edge"] == "rescore.length_weight=max"
+    assert r1.at["rescored", "edge_hint"] == "rescore.length_weight: extend above 1 (try 2)"
+    assert (table.loc[table["aggregate"] == "run", "baseline"] == "r2").all()
+    mean = table[(table["aggregate"] == "seed_mean") & (table["stage"] == "rescored")].iloc[0]
+    assert float(mean["test_wer_lo"]) <= float(mean["test_wer"]) <= float(mean["test_wer_hi"])
+    collect.main(["--summary", str(out)])

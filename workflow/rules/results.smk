@@ -1,6 +1,13 @@
 # The run folders (resolved config, provenance, commands, result.json: one job per experiment),
 # the summary tables and the report. Every leaf result carries its parameters, so the summary
 # only concatenates.
+from asrsweep.results import stats
+
+
+@signature_once
+def summary_flags(wildcards):
+    """Params function: summarize's baseline and bootstrap settings (the experiment's)."""
+    return stats.summary_flags(INDEX.experiments[wildcards.exp])
 
 
 rule write_matrix:
@@ -36,11 +43,14 @@ rule summarize_experiment:
         matrix=f"{RESULTS}/{{exp}}/matrix.tsv",
     output:
         f"{RESULTS}/{{exp}}/summary.tsv",
+    params:
+        stats=summary_flags,
     log:
         f"{RESULTS}/{{exp}}/logs/summarize_experiment.log",
     localrule: True
     shell:
-        "python -m asrsweep.results.summarize --runs {input.runs:q} --out {output:q} > {log:q} 2>&1"
+        "python -m asrsweep.results.summarize --runs {input.runs:q} --out {output:q} {params.stats}"
+        " > {log:q} 2>&1"
 
 
 rule summarize_all:

@@ -30,7 +30,8 @@ from asrsweep.experiment.configio import load_yaml, recipe_path
 from asrsweep.core.inputs import check_exists, fingerprint
 from asrsweep.core.stages import BY_NAME, SECTIONS, STAGES, upstream_closure
 from asrsweep.experiment.nested import deep_merge, undot
-from asrsweep.experiment.validate import check_experiment, load_schema, schema_defaults, validate_resolved
+from asrsweep.experiment.validate import (check_baseline, check_experiment, load_schema, schema_defaults,
+                                         validate_resolved)
 
 # Train settings that say how long to train and how often to report, not what the first steps
 # compute: runs differing only in these share a checkpoint folder, so raising max_steps of a
@@ -68,6 +69,7 @@ class Experiment:
     name: str
     recipe: Path
     runs: list[Run]
+    baseline: str  # the run the summary's paired tests compare with (default: the first run)
 
 
 def format_value(value: Any) -> str:
@@ -274,4 +276,6 @@ def load_experiment(path: str | Path, root: Path | None = None) -> Experiment:
     assign_checkpoint_keys(runs)
     for run in runs:
         validate_resolved(run.config, f"{path} (run {run.run_id})")
-    return Experiment(path, experiment_name(path, root), recipe_file, runs)
+    check_baseline(spec.get("baseline"), [run.run_id for run in runs], path)
+    return Experiment(path, experiment_name(path, root), recipe_file, runs,
+                      spec.get("baseline", runs[0].run_id))

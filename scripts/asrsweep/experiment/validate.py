@@ -21,7 +21,7 @@ from asrsweep.core.common import UserError
 from asrsweep.experiment.configio import load_yaml, repo_root
 from asrsweep.experiment.nested import flatten, undot
 
-EXPERIMENT_KEYS = ("description", "recipe", "controls", "variables", "zip", "presets", "seeds")
+EXPERIMENT_KEYS = ("description", "recipe", "controls", "variables", "zip", "presets", "seeds", "baseline")
 PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
@@ -127,7 +127,20 @@ def check_experiment(spec: dict, recipe: dict, path: Path) -> None:
     varied += _check_presets(spec.get("presets", {}), known, problems)
     varied += _check_seeds(spec.get("seeds"), problems)
     _check_overlaps(controls, varied, problems)
+    for key in varied:
+        if key == "stats" or key.startswith("stats."):
+            problems.add(key, "the statistics settings apply to the whole summary; set them in controls")
+    if "baseline" in spec and not isinstance(spec["baseline"], str):
+        problems.add("baseline", f"expected a run id (text), got {json.dumps(spec['baseline'])}")
     problems.raise_any()
+
+
+def check_baseline(baseline: str | None, run_ids: list[str], path: Path) -> None:
+    """The experiment's `baseline` must name one of its runs (checked once they are expanded)."""
+    if baseline is not None and baseline not in run_ids:
+        shown = ", ".join(run_ids[:5]) + (", ..." if len(run_ids) > 5 else "")
+        raise UserError(f"{path}: baseline: no run '{baseline}'{_did_you_mean(baseline, run_ids)} "
+                        f"(the runs: {shown})")
 
 
 def _did_you_mean(key: str, options) -> str:

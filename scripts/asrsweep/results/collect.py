@@ -25,6 +25,7 @@ from asrsweep.core.common import UserError, cli_main
 from asrsweep.core.stages import RESULT_STAGES
 from asrsweep.experiment.workflow import SweepIndex
 from asrsweep.results.gather import result_of
+from asrsweep.results.stats import StatsConfig
 from asrsweep.results.table import summarize_results
 
 
@@ -37,18 +38,62 @@ def fmt(value) -> str:
     return "-" if number != number else f"{100 * number:.2f}"
 
 
+def with_interval(row: pd.Series, split: str) -> str:
+    """'4.10 [3.20, 5.00]': a WER and its 95 % interval in percent (the WER alone without one)."""
+    text, lo, hi = fmt(row.get(f"{split}_wer")), fmt(row.get(f"{split}_wer_lo")), fmt(row.get(f"{split}_wer_hi"))
+    return text if "-" in (lo, hi) else f"{text} [{lo}, {hi}]"
+
+
 def wide(rows: pd.DataFrame, index: list[str]) -> pd.DataFrame:
-    """One line per run: <stage> test WER columns (percent), plus rescored dev WER."""
-    table = rows.pivot_table(index=index, columns="stage", values="test_wer", aggfunc="first", sort=False)
+    """One line per run: <stage> test WER columns (percent, with intervals), plus rescored dev WER."""
+    cells = rows.assign(_test=rows.apply(with_interval, axis=1, split="test"),
+                        _dev=rows.apply(with_interval, axis=1, split="dev"))
+    table = cells.pivot_table(index=index, columns="stage", values="_test", aggfunc="first", sort=False)
     out = pd.DataFrame(index=table.index)
     for stage in RESULT_STAGES:
-        out[f"{stage} test"] = table[stage].map(fmt) if stage in table else "-"
-    dev = rows[rows["stage"] == "rescored"].set_index(index)["dev_wer"] if "dev_wer" in rows else None
-    out["rescored dev"] = dev.reindex(out.index).map(fmt) if dev is not None else "-"
+        out[f"{stage} test"] = table[stage].fillna("-") if stage in table else "-"
+    dev = cells[cells["stage"] == "rescored"].set_index(index)["_dev"]
+    out["rescored dev"] = dev.reindex(out.index).fillna("-") if not dev.empty else "-"
     for split in ("dev", "test"):  # OOV % against the lexicon: one value per run, on every stage row
         oov = rows.groupby(index, sort=False, dropna=False)[f"oov_{split}"].first() if f"oov_{split}" in rows else None
         out[f"oov {split}"] = oov.reindex(out.index).map(fmt) if oov is not None else "-"
     return out.reset_index()
+
+
+def probability(value) -> str:
+    """A probability with three decimals, or '' when missing."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return ""
+    return "" if number != number else f"{number:.3f}"
+
+
+def significance_lines(runs: pd.DataFrame) -> list[str]:
+    """The paired tests on test: each run x stage vs the baseline's stage and vs its previous stage."""
+    if "p_vs_baseline" not in runs:
+        return []
+    shown = runs["p_vs_baseline"].map(probability) + runs["p_vs_prev"].map(probability)
+    if not shown.any():
+        return []
+    table = pd.DataFrame({"run": runs["run"], "stage": runs["stage"],
+                          "P(better than baseline)": runs["p_improve"].map(probability),
+                          "p": runs["p_vs_baseline"].map(probability),
+                          "P(better than previous stage)": runs["p_improve_prev"].map(probability),
+                          "p ": runs["p_vs_prev"].map(probability)})
+    return ["", f"significance on test (paired bootstrap over utterances; baseline: {runs['baseline'].iloc[0]})",
+            table.to_string(index=False)]
+
+
+def edge_lines(runs: pd.DataFrame) -> list[str]:
+    """'run stage: knob=side: hint' for each dev-selected setting on the edge of its swept range."""
+    if "edge" not in runs:
+        return []
+    found = runs[runs["edge"].fillna("") != ""]
+    if found.empty:
+        return []
+    return (["", "on the edge of the swept range (dev WER still falling there; extend the range):"]
+            + [f"  {row['run']:<12} {row['stage']:<11} {row['edge']}: {row['edge_hint']}" for _, row in found.iterrows()])
 
 
 def settings_lines(runs: pd.DataFrame) -> list[str]:
@@ -69,8 +114,9 @@ def report(table: pd.DataFrame, varied: list[str]) -> str:
     runs = table[table["aggregate"] == "run"]
     if runs.empty:
         raise UserError("summary has no run rows; has the workflow finished any run?")
-    parts = ["WER % (test, settings selected on dev)", wide(runs, ["run"] + varied).to_string(index=False), "",
-             "chosen settings per run"] + settings_lines(runs)
+    parts = ["WER % [95 % bootstrap interval] (test, settings selected on dev)",
+             wide(runs, ["run"] + varied).to_string(index=False), "",
+             "chosen settings per run"] + settings_lines(runs) + edge_lines(runs) + significance_lines(runs)
     means = table[table["aggregate"] == "seed_mean"]
     if not means.empty:
         keys = [v for v in varied if v != "seed"] + ["n"]
@@ -91,7 +137,8 @@ def read_summary(path: Path) -> pd.DataFrame:
 
 def gather_finished(index: SweepIndex, name: str) -> tuple[pd.DataFrame, str]:
     """(summary table of the runs whose results are on disk, a line saying how many)."""
-    runs = index.experiments[name].runs
+    experiment = index.experiments[name]
+    runs = experiment.runs
     results = [(result_of(name, run.run_id, run.values, index.stages(name, run.run_id)),
                 index.run_dirs()[(name, run.run_id)]) for run in runs if index.run_finished(name, run.run_id)]
     if not results:
@@ -102,9 +149,11 @@ def gather_finished(index: SweepIndex, name: str) -> tuple[pd.DataFrame, str]:
         raise UserError(f"{name}: no run has finished yet in {folder}; `asrsweep status` shows where "
                         f"each stands (results elsewhere? pass --results DIR)")
     # As text, like a summary.tsv read back: the report formats every column the same way.
-    text = tsv.tsv_text(*tsv.frame_rows(summarize_results(results)))
-    note = (f"partial: {len(results)} of {len(runs)} runs finished (summary.tsv is written when all "
-            f"have; `asrsweep status` shows the others)")
+    config = StatsConfig.from_flags(**runs[0].config["stats"])
+    table, notes = summarize_results(results, config, experiment.baseline)
+    text = tsv.tsv_text(*tsv.frame_rows(table))
+    note = "\n".join([f"partial: {len(results)} of {len(runs)} runs finished (summary.tsv is written when "
+                      f"all have; `asrsweep status` shows the others)"] + [f"note: {n}" for n in notes])
     columns, rows = tsv.parse_tsv(text, "summary")
     return pd.DataFrame([dict(zip(columns, row)) for row in rows], columns=columns, dtype=str), note
 

@@ -16,6 +16,18 @@ def stage_dirs(stages: dict[str, str]) -> dict[str, Path]:
     return {stage: Path(path).parent for stage, path in stages.items()}
 
 
+# hyps_{split}.tsv of each result stage: (stage folder in result.json's paths, file pattern).
+HYPS = {"greedy": ("nbest", "hyps_greedy_{split}.tsv"), "ngram_beam": ("nbest", "hyps_{split}.tsv"),
+        "rescored": ("rescore", "hyps_{split}.tsv")}
+
+
+def hyps_path(paths: dict, stage: str, split: str) -> Path | None:
+    """The per-utterance errors of a result stage on a split, when its stage folder has them."""
+    folder, pattern = HYPS[stage]
+    path = Path(paths[folder]) / pattern.format(split=split) if paths.get(folder) else None
+    return path if path is not None and path.exists() else None
+
+
 def optional_json(path: Path) -> dict | None:
     return read_json(path) if path.exists() else None
 
