@@ -77,3 +77,28 @@ def test_sweep_and_frozen_decode_score_normalised(world):  # noqa: F811
         assert test["scoring"] == {"normalize": norm}
     assert wers["hyphens"][0] == 0.0 and wers["hyphens"][1] == 0.0
     assert all(a > b for a, b in zip(wers["none"], wers["hyphens"]))
+
+
+def test_rescore_scores_normalised(tmp_path):
+    """Upper-case references: whisper_en scores them as the lower-case ones; none cannot."""
+    import numpy as np
+
+    from asrsweep.rescoring import rescore
+    from test_rescore import write_tree
+
+    dirs = write_tree(tmp_path, np.random.default_rng(4), first_pass=(0.5, 0.0))
+    section = {"ngram_weight": [0, 1], "lm_weight": [0.5], "length_weight": [0, 1]}
+
+    def run(normalize):
+        config = tmp_path / "config.json"
+        config.write_text(json.dumps({"seed": 1, "rescore": section, "score": {"normalize": normalize}}))
+        return rescore.main(["--config", str(config), "--nbest", str(dirs["nbest"]), "--lmscore", str(dirs["lmscore"]),
+                             "--emissions", str(dirs["emissions"]), "--outdir", str(dirs["out"])])
+
+    plain = run("none")
+    for split in ("dev", "test"):
+        blob = torch.load(dirs["emissions"] / f"{split}.pt", weights_only=False)
+        torch.save({**blob, "texts": [t.upper() for t in blob["texts"]]}, dirs["emissions"] / f"{split}.pt")
+    upper = run("whisper_en")
+    assert (upper["wer"], upper["scoring"]) == (plain["wer"], {"normalize": "whisper_en"})
+    assert run("none")["wer"] > plain["wer"]
