@@ -5,9 +5,11 @@
 
 rule train_ngram:
     input:
-        upstream("ngram", "data", "lm.txt"),
+        text=upstream("ngram", "data", "lm.txt"),
+        eval=upstream("ngram", "data", "dev.tsv", "test.tsv"),
     output:
         stage_path("ngram", "lm.arpa"),
+        stage_path("ngram", "ngram.json"),
     params:
         write_config=write_config("ngram"),
         outdir=stage_dir("ngram"),
@@ -18,7 +20,8 @@ rule train_ngram:
         runtime=60,
     shell:
         "({params.write_config} && python -m asrsweep.decoding.train_ngram"
-        " --config {params.outdir}/config.json --text {input} --outdir {params.outdir})"
+        " --config {params.outdir}/config.json --text {input.text} --eval {input.eval}"
+        " --outdir {params.outdir})"
         " > {log} 2>&1"
 
 

@@ -2,7 +2,9 @@
 
 Runs the trained CTC model over feature splits (on CUDA when available) and writes `{split}.pt` =
 {"utt_ids", "texts", "logprobs": list of float16 [T', V] log-softmax rows (blank at column 0),
-"tokens": list[str]}.
+"tokens": list[str]}. --batch-frames counts the model's `batch_lengths`: input frames of a
+built-in model (default 40000), encoder frames of a pretrained `hf` one (default 4000 = 80 s of
+audio at wav2vec2's 20 ms).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import torch
 
 from asrsweep.acoustic.forward import batched_forward, load_features, resolve_device, use_threads
 from asrsweep.core.common import cli_main, open_outdir, torch_save_atomic
+
+DEFAULT_BATCH_FRAMES = {"builtin": 40000, "hf": 4000}
 
 
 def split_emissions(model, tokens: list[str], blob: dict, batch_frames: int, device) -> dict:
@@ -36,17 +40,19 @@ def run(argv: list[str] | None = None) -> dict:
     parser.add_argument("--outdir", required=True, help="output dir for {split}.pt")
     parser.add_argument("--splits", nargs="+", default=["dev", "test"], help="splits (default: dev test)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--batch-frames", type=int, default=40000, help="padded frames per batch")
+    parser.add_argument("--batch-frames", type=int, default=None,
+                        help="padded frames per batch (default 40000; 4000 encoder frames for an hf model)")
     args = parser.parse_args(argv)
     use_threads(args.threads)
     outdir = open_outdir(args.outdir, argv)
     device = resolve_device("auto")
     model, tokens = load_model(args.model)
     model.to(device)
+    batch_frames = args.batch_frames or DEFAULT_BATCH_FRAMES["hf" if model.args.get("encoder") == "hf" else "builtin"]
     counts = {}
     for split in args.splits:
         blob = load_features(Path(args.features) / f"{split}.pt")
-        out = split_emissions(model, tokens, blob, args.batch_frames, device)
+        out = split_emissions(model, tokens, blob, batch_frames, device)
         torch_save_atomic(out, outdir / f"{split}.pt")
         counts[split] = len(out["utt_ids"])
         print(f"emissions: {split}: {counts[split]} utterances -> {outdir / split}.pt", flush=True)

@@ -16,7 +16,6 @@ from typing import Iterator
 import torch
 
 from asrsweep.acoustic.batching import pad_batch
-from asrsweep.acoustic.model import subsampled_lengths
 from asrsweep.core.common import UserError
 from asrsweep.core.tokens import Tokens
 
@@ -72,14 +71,19 @@ def load_features(path: Path) -> dict:
     return blob
 
 
-def load_split(path: Path, tokens: Tokens, subsampling: int | None) -> dict:
-    """Features + CTC targets of one split; with `subsampling`, drop utterances CTC cannot align."""
-    blob = load_features(path)
+def load_split(path: Path, tokens: Tokens, model, drop_short: bool, blob: dict | None = None) -> dict:
+    """Features + CTC targets of one split; with `drop_short`, drop utterances CTC cannot align.
+
+    "lengths" are what train.batch_frames counts (`model.batch_lengths`: input frames for
+    log-mels, encoder frames for waveforms). `blob`: the file's content when already read.
+    """
+    blob = blob or load_features(path)
     feats, texts = blob["feats"], blob["texts"]
     targets = [tokens.encode(t) for t in texts]
     keep = list(range(len(feats)))
-    if subsampling:
-        out = subsampled_lengths(torch.tensor([f.shape[0] for f in feats]), subsampling).tolist()
+    inputs = torch.tensor([f.shape[0] for f in feats])
+    if drop_short:
+        out = model.output_lengths(inputs).tolist()
         # CTC needs one frame per token plus a blank between repeated tokens.
         need = [len(t) + sum(a == b for a, b in zip(t, t[1:])) for t in targets]
         keep = [i for i in keep if out[i] >= need[i]]
@@ -88,8 +92,9 @@ def load_split(path: Path, tokens: Tokens, subsampling: int | None) -> dict:
                   file=sys.stderr, flush=True)
     if not keep:
         raise UserError(f"{path}: no usable utterances")
+    lengths = model.batch_lengths(inputs).tolist()
     return {"feats": [feats[i] for i in keep], "texts": [texts[i] for i in keep],
-            "targets": [targets[i] for i in keep], "lengths": [feats[i].shape[0] for i in keep]}
+            "targets": [targets[i] for i in keep], "lengths": [lengths[i] for i in keep]}
 
 
 def sorted_batches(lengths: list[int], batch_frames: int) -> list[list[int]]:
@@ -109,8 +114,9 @@ def batched_forward(model, feats: list[torch.Tensor], batch_frames: int, device:
     """Yield (indices, logprobs [B, T', V] float32 on device, out_lengths [B]) over all utterances.
 
     `dtype` (e.g. torch.bfloat16) turns on autocast; log-softmax is always taken in float32.
+    `batch_frames` counts `model.batch_lengths` (input frames, or encoder frames of waveforms).
     """
-    lengths = [f.shape[0] for f in feats]
+    lengths = model.batch_lengths(torch.tensor([f.shape[0] for f in feats])).tolist()
     for idx in sorted_batches(lengths, batch_frames):
         x, lens = pad_batch(feats, idx)
         with autocast(device, dtype):

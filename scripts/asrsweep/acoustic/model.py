@@ -1,8 +1,11 @@
-"""CTC acoustic model: Conv1d subsampling + Conformer/Transformer encoder + linear (not a step).
+"""CTC acoustic model: Conv1d subsampling + Conformer/Transformer encoder + linear (not a step),
+or a pretrained transformers encoder with a new CTC head (`model.encoder: hf`, in `hf_encoder`).
 
-`build_model(model_args)` builds it, `load_model(<R/E/train/k>/model.pt) -> (model, tokens)`
+`build_model(model_args)` builds either, `load_model(<R/E/train/k>/model.pt) -> (model, tokens)`
 reloads a trained one. Shapes: feats [batch, frames, n_mels] -> logits [batch, frames', vocab]
-with frames' = ceil(frames / subsampling) (each stride-2 conv halves, rounding up).
+with frames' = ceil(frames / subsampling) (each stride-2 conv halves, rounding up). Both models
+have `output_lengths` (CTC frames of input lengths) and `batch_lengths` (what
+train.batch_frames counts: input frames here, encoder frames for waveform input).
 """
 
 
@@ -15,14 +18,29 @@ import torch.nn.functional as F
 
 from asrsweep.core.common import UserError
 
-ENCODERS = ("conformer", "transformer")
+ENCODERS = ("conformer", "transformer", "hf")
+
+
+@dataclasses.dataclass(frozen=True)
+class HFSettings:
+    """Section `model.hf`: the pretrained encoder's own SpecAugment and layer drop (encoder hf)."""
+
+    mask_time_prob: float = 0.05  # share of encoder frames that start a masked span
+    mask_time_length: int = 10  # frames per time mask
+    mask_feature_prob: float = 0.0  # share of hidden channels that start a masked span
+    mask_feature_length: int = 10  # channels per feature mask
+    layerdrop: float = 0.05  # probability of skipping a transformer layer in training
+    freeze_feature_encoder: bool = True  # keep the CNN feature encoder's pretrained weights
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Section `model` of the recipe (n_mels and vocab_size come from the artifacts)."""
 
-    encoder: str = "conformer"  # conformer | transformer
+    encoder: str = "conformer"  # conformer | transformer | hf
+    pretrained: str | None = None  # encoder hf: a transformers folder or a cached hub id
+    hf: HFSettings = dataclasses.field(default_factory=HFSettings)
     dim: int = 144  # model width
     layers: int = 4  # encoder blocks
     heads: int = 4  # attention heads (dim % heads == 0)
@@ -32,6 +50,10 @@ class ModelConfig:
     dropout: float = 0.1  # dropout in every block
 
     def __post_init__(self):
+        if isinstance(self.hf, dict):
+            object.__setattr__(self, "hf", HFSettings(**self.hf))
+        if self.encoder == "hf" and not self.pretrained:
+            raise UserError("model.pretrained: model.encoder hf needs a model folder or a cached hub id")
         if self.encoder not in ENCODERS:
             raise UserError(f"model.encoder: '{self.encoder}' is not one of {', '.join(ENCODERS)}")
         if self.dim % self.heads:
@@ -162,7 +184,8 @@ class CTCModel(nn.Module):
     def __init__(self, n_mels: int, vocab_size: int, **model_cfg):
         super().__init__()
         cfg = ModelConfig(**model_cfg)
-        self.args = dict(n_mels=n_mels, vocab_size=vocab_size, **dataclasses.asdict(cfg))
+        self.args = dict(n_mels=n_mels, vocab_size=vocab_size, **builtin_args(cfg))
+        self.subsampling = cfg.subsampling
         self.frontend = Subsampling(n_mels, cfg.dim, cfg.subsampling)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
@@ -179,10 +202,36 @@ class CTCModel(nn.Module):
             x = block(x, attn_mask, pad)
         return self.head(self.final_norm(x)), out_lengths
 
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """CTC frames [B] of `lengths` input frames [B]."""
+        return subsampled_lengths(lengths, self.subsampling)
 
-def build_model(model_args: dict) -> CTCModel:
-    """A fresh model from `model_args` ({n_mels, vocab_size, **section model})."""
+    def batch_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """What train.batch_frames counts: input frames."""
+        return lengths
+
+
+def builtin_args(cfg: ModelConfig) -> dict:
+    """Section `model` as the built-in encoders read it (the hf settings are not theirs)."""
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("pretrained", "hf")}
+
+
+def build_model(model_args: dict) -> nn.Module:
+    """A fresh model from `model_args` ({n_mels, vocab_size, **section model}, or HF's, see hf_encoder)."""
+    if model_args.get("encoder") == "hf":
+        from asrsweep.acoustic.hf_encoder import HFEncoderCTC
+
+        return HFEncoderCTC(**model_args)
     return CTCModel(**model_args)
+
+
+def architecture(model_args: dict) -> dict:
+    """What two model_args must share for weights to move between them (dropout etc. may differ)."""
+    if model_args.get("encoder") == "hf":
+        from asrsweep.acoustic.hf_encoder import architecture as hf_architecture
+
+        return hf_architecture(model_args)
+    return {k: v for k, v in model_args.items() if k != "dropout"}
 
 
 def count_params(model: nn.Module) -> int:
@@ -190,7 +239,7 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def load_model(path) -> tuple[CTCModel, list[str]]:
+def load_model(path) -> tuple[nn.Module, list[str]]:
     """Load `model.pt` -> (model in eval mode on CPU, tokens list with `<blank>` at 0)."""
     try:
         blob = torch.load(path, map_location="cpu", weights_only=False)

@@ -1,6 +1,7 @@
 """python -m asrsweep.acoustic.train --config <stage>/config.json --features <R/E/features/k> --tokenizer <R/E/tokenizer/k> --outdir <R/E/train/k> --checkpoint-dir <R/E/checkpoints/train-k> [--threads N] [--continue]
 
-Trains the CTC model (sections `model`, `train`, top-level `seed`). Resumes from the newest valid
+Trains the CTC model (sections `model`, `train`, top-level `seed`): a built-in encoder from
+scratch, or fine-tunes a pretrained one (`model.encoder: hf`, see `asrsweep.acoustic.hf_encoder`). Resumes from the newest valid
 checkpoint in --checkpoint-dir (bit-exact on CPU); SIGTERM/SIGUSR1 save a checkpoint at the next
 step boundary and exit 75. Writes model.pt (best dev CER), train_log.tsv and train.json (whose
 `resumed_from` lists resumes from a checkpoint trained under other `train` settings).
@@ -16,12 +17,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from asrsweep.acoustic.batching import SpecAugmentConfig, epoch_batches, pad_batch, pad_targets, spec_augment
-from asrsweep.acoustic.forward import autocast, autocast_dtype, batched_forward, load_split, use_threads
-from asrsweep.acoustic.model import ModelConfig, build_model, count_params
+from asrsweep.acoustic.finetune import new_model, param_groups
+from asrsweep.acoustic.forward import autocast, autocast_dtype, batched_forward, load_features, load_split, use_threads
+from asrsweep.acoustic.model import ModelConfig, architecture, count_params
 from asrsweep.core.checkpoint import (EXIT_PREEMPTED, REQUIRED, StopSignal, exclusive, latest_valid, list_checkpoints,
                                       load_init_weights, resume_record, rng_state, save_checkpoint, set_rng_state)
 from asrsweep.core.common import (UserError, cli_main, load_section, open_outdir, read_json, torch_save_atomic,
@@ -76,6 +79,9 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
     compile: bool = False  # torch.compile the model (CUDA only; ignored with a note on CPU)
     init_from: str | None = None  # fork: weights of a model.pt / ckpt-*.pt / dir of another run
+    encoder_lr_mult: float = 1.0  # LR multiplier of every parameter but the CTC head
+    head_lr_mult: float = 1.0  # LR multiplier of the CTC head
+    freeze_encoder_steps: int = 0  # encoder hf: first N steps train the head only (encoder without gradients)
 
     def __post_init__(self):
         if isinstance(self.specaugment, dict):  # built directly (tests, bench) rather than by load_section
@@ -85,7 +91,8 @@ class TrainConfig:
             "warmup_steps": self.warmup_steps >= 0, "schedule": self.schedule in ("cosine", "linear"),
             "grad_clip": self.grad_clip > 0, "eval_every": self.eval_every >= 0,
             "checkpoint_every": self.checkpoint_every >= 0, "keep_checkpoints": self.keep_checkpoints >= 1,
-            "precision": self.precision in ("auto", "fp32", "bf16"),
+            "precision": self.precision in ("auto", "fp32", "bf16"), "encoder_lr_mult": self.encoder_lr_mult >= 0,
+            "head_lr_mult": self.head_lr_mult > 0, "freeze_encoder_steps": self.freeze_encoder_steps >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -116,14 +123,14 @@ class Trainer:
         self.cfg, self.seed, self.paths = cfg, seed, paths
         self.rank, self.world, self.device = setup_device(threads)
         self.tokens = Tokens.load(paths.tokenizer)
-        self.model_args = None
-        self.load_data(paths.features, model_cfg)
-        torch.manual_seed(seed)  # weight init depends on the seed only
-        self.model = build_model(self.model_args).to(self.device)
-        decay = [p for p in self.model.parameters() if p.ndim >= 2]
-        no_decay = [p for p in self.model.parameters() if p.ndim < 2]
-        self.opt = torch.optim.AdamW([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}],
-                                     lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
+        train_blob = load_features(paths.features / "train.pt")
+        n_mels = int(train_blob["feats"][0].shape[1]) if train_blob["feats"] else 0
+        self.model, self.model_args, self.pretrained = new_model(model_cfg, cfg, n_mels, self.tokens.vocab_size, seed)
+        self.model.to(self.device)
+        self.train = load_split(paths.features / "train.pt", self.tokens, self.model, True, train_blob)
+        self.dev = load_split(paths.features / "dev.pt", self.tokens, self.model, drop_short=False)
+        groups = param_groups(self.model, cfg.lr, cfg.weight_decay, cfg.encoder_lr_mult, cfg.head_lr_mult)
+        self.opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self.lr_at)
         self.progress = Progress()
         self.restore(paths.checkpoint_dir, resume_required)
@@ -135,13 +142,6 @@ class Trainer:
     def lr_at(self, step: int) -> float:
         """The LR multiplier of 0-based `step` under this run's schedule."""
         return lr_factor(step, self.cfg.warmup_steps, self.cfg.max_steps, self.cfg.schedule)
-
-    def load_data(self, features: Path, model_cfg: ModelConfig) -> None:
-        """Read train/dev features and fix the model arguments (n_mels, vocab from the artifacts)."""
-        self.train = load_split(features / "train.pt", self.tokens, model_cfg.subsampling)
-        self.dev = load_split(features / "dev.pt", self.tokens, None)
-        n_mels = int(self.train["feats"][0].shape[1])
-        self.model_args = dict(n_mels=n_mels, vocab_size=self.tokens.vocab_size, **dataclasses.asdict(model_cfg))
 
     def restore(self, ckdir: Path, required: bool) -> None:
         """Resume from the newest valid checkpoint, else fork from init_from, else start fresh."""
@@ -171,8 +171,8 @@ class Trainer:
 
     def load_weights(self, args: dict, weights: dict, source: str) -> None:
         """Fork: copy another run's weights (same architecture up to dropout); optimizer stays fresh."""
-        shape_keys = [k for k in self.model_args if k != "dropout"]
-        diff = [k for k in shape_keys if args.get(k) != self.model_args[k]]
+        mine, theirs = architecture(self.model_args), architecture(args)
+        diff = [k for k in mine if theirs.get(k) != mine[k]]
         if diff:
             raise UserError(f"train.init_from: {source}: model differs in {', '.join(diff)}")
         self.model.load_state_dict(weights)
@@ -183,7 +183,9 @@ class Trainer:
         net = self.model
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            net = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
+            # layer drop and the frozen warm-up leave encoder parameters without gradients
+            net = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids,
+                                                            find_unused_parameters=self.pretrained is not None)
         if self.cfg.compile and self.device.type == "cuda":
             net = torch.compile(net, dynamic=True)
         elif self.cfg.compile:
@@ -203,9 +205,12 @@ class Trainer:
         """One optimizer step on utterances `idx`; returns the loss (mean CTC loss per utterance)."""
         seed = self.step_seed(self.progress.step)
         torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)  # the HF encoders draw their time/feature masks from numpy
         feats, lengths = pad_batch(self.train["feats"], idx)
         spec = self.cfg.specaugment
-        if spec.freq_masks or spec.time_masks:
+        if self.pretrained is not None:  # the encoder masks its own frames (model.hf), not the input
+            self.model.frozen = self.progress.step < self.cfg.freeze_encoder_steps
+        elif spec.freq_masks or spec.time_masks:
             feats = spec_augment(feats, lengths, spec, torch.Generator().manual_seed(seed))
         targets, target_lengths = pad_targets(self.train["targets"], idx)
         with autocast(self.device, self.dtype):
@@ -286,7 +291,7 @@ class Trainer:
             if p.best is None or dev_cer < p.best["dev_cer"]:
                 weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
                 p.best = {"step": p.step, "dev_cer": dev_cer, "dev_loss": dev_loss, "state_dict": weights}
-            row = dict(step=p.step, epoch=p.epoch, lr=self.sched.get_last_lr()[0],
+            row = dict(step=p.step, epoch=p.epoch, lr=self.cfg.lr * self.lr_at(self.sched.last_epoch),
                        train_loss=p.loss_sum / max(1, p.loss_n), dev_loss=dev_loss, dev_cer=dev_cer,
                        seconds=p.seconds + time.time() - self.t0)
             p.log.append(row)
@@ -332,13 +337,15 @@ class Trainer:
             best, n_params = p.best, count_params(self.model)
             torch_save_atomic({"model_args": self.model_args, "state_dict": best["state_dict"],
                                "tokens": self.tokens.pieces, "step": best["step"], "dev_cer": best["dev_cer"],
-                               "n_params": n_params}, outdir / "model.pt")
+                               "n_params": n_params, "pretrained": self.pretrained}, outdir / "model.pt")
             lines = ["\t".join(LOG_COLUMNS)] + ["\t".join(_fmt(r[c]) for c in LOG_COLUMNS) for r in p.log]
             write_text_atomic(outdir / "train_log.tsv", "\n".join(lines) + "\n")
             seconds = p.seconds + time.time() - self.t0
             summary = {"steps": p.step, "best_step": best["step"], "dev_loss": best["dev_loss"],
                        "dev_cer": best["dev_cer"], "n_params": n_params, "train_seconds": round(seconds, 1),
                        "resumed_from": p.resumes, "config": stage_config}
+            if self.pretrained:
+                summary["pretrained"] = self.pretrained  # name, folder, model type, weights sha256
             write_json_atomic(outdir / "train.json", summary)
             self.say(f"done: {p.step} steps, best dev CER {best['dev_cer']:.4f} at step {best['step']}")
         if self.world > 1:

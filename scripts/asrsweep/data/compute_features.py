@@ -1,10 +1,13 @@
 """python -m asrsweep.data.compute_features --config <stage>/config.json --data R/E/data/<k> --outdir R/E/features/<k> [--threads 1]
 
-Log-mel features for train/dev/test: torch.stft (Hann window of win_ms, hop_ms, n_fft = next power
+Features for train/dev/test (section `features`). `type: logmel`: torch.stft (Hann window of win_ms, hop_ms, n_fft = next power
 of two) → power → an HTK-mel triangular filterbank of n_mels bands over 0–8 kHz → log. Mean and
 std per band come from train only and are applied to every split (an unseen dev/test speaker
-must not leak statistics into the features). Writes {split}.pt (see `save_split`) and
-cmvn.json. Settings: section `features`.
+must not leak statistics into the features). `type: waveform`: the 16 kHz samples themselves,
+float32 [samples, 1] (for `model.encoder: hf`, which normalises them as its checkpoint says;
+~230 MB per hour of audio). `type: auto` is resolved when the experiment is expanded (waveform for
+model.encoder hf, else logmel); a config that still says auto gets log-mels. Writes {split}.pt
+(see `save_split`) and cmvn.json.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ LOG_FLOOR = 1e-6  # power floor: digital silence (exact zeros in synthetic audio
 
 @dataclass(frozen=True)
 class FeaturesConfig:
-    """Section `features`: log-mel settings."""
+    """Section `features`: what is stored, and the log-mel settings."""
 
+    type: str = "auto"  # logmel | waveform | auto (resolved at expansion: waveform for model.encoder hf)
     n_mels: int = 80
     win_ms: float = 25.0
     hop_ms: float = 10.0
@@ -84,6 +88,13 @@ def split_features(rows: list[dict], logmel: LogMel) -> list[torch.Tensor]:
     return [logmel(load_wave(row["audio"])) for row in rows]
 
 
+def save_waveforms(rows: dict[str, list[dict]], outdir: Path) -> dict:
+    """features.type waveform: every split's samples as float32 [samples, 1]; returns cmvn.json's content."""
+    for split, split_rows in rows.items():
+        save_split(outdir / f"{split}.pt", split_rows, [load_wave(r["audio"])[:, None] for r in split_rows])
+    return {"settings": {"type": "waveform"}, "sample_rate": TARGET_RATE}
+
+
 def train_stats(feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-band mean and std [n_mels] over all train frames (float64 sums: hours of frames)."""
     total = sum(f.shape[0] for f in feats)
@@ -104,7 +115,8 @@ def normalise(feats: list[torch.Tensor], mean: torch.Tensor, std: torch.Tensor) 
 def save_split(path: Path, rows: list[dict], feats: list[torch.Tensor]) -> None:
     """Write one `{split}.pt`: a dict of lists in manifest order, one item per utterance.
 
-    "utt_ids", "texts", "speakers": str; "feats": normalised log-mels, float16 [frames, n_mels].
+    "utt_ids", "texts", "speakers": str; "feats": normalised log-mels, float16 [frames, n_mels]
+    (or waveforms, float32 [samples, 1]).
     """
     torch_save_atomic({
         "utt_ids": [r["utt_id"] for r in rows],
@@ -116,6 +128,8 @@ def save_split(path: Path, rows: list[dict], feats: list[torch.Tensor]) -> None:
 
 def check(cfg: FeaturesConfig, where: str) -> None:
     """Reject settings that cannot make features."""
+    if cfg.type not in ("auto", "logmel", "waveform"):
+        raise UserError(f"{where}: features.type: {cfg.type!r}; use auto, logmel or waveform")
     if not isinstance(cfg.n_mels, int) or not 1 <= cfg.n_mels <= 256:
         raise UserError(f"{where}: features.n_mels: must be an integer in 1..256")
     if not 0 < cfg.hop_ms <= cfg.win_ms <= 100:
@@ -144,6 +158,11 @@ def run(argv: list[str] | None = None) -> dict:
         if not manifest.is_file():
             raise UserError(f"{manifest}: not found; run the data step first")
         rows[split] = read_manifest(manifest)
+    if cfg.type == "waveform":
+        cmvn = save_waveforms(rows, outdir)
+        write_json_atomic(outdir / "cmvn.json", cmvn)
+        print(f"compute_features: {sum(map(len, rows.values()))} waveforms in {time.time() - start:.1f} s", flush=True)
+        return cmvn
     train = split_features(rows["train"], logmel)
     mean, std = train_stats(train)
     save_split(outdir / "train.pt", rows["train"], normalise(train, mean, std))
@@ -153,7 +172,8 @@ def run(argv: list[str] | None = None) -> dict:
         feats = normalise(split_features(rows[split], logmel), mean, std)
         frames[split] = sum(f.shape[0] for f in feats)
         save_split(outdir / f"{split}.pt", rows[split], feats)
-    cmvn = {"mean": mean.tolist(), "std": std.tolist(), "settings": asdict(cfg), "sample_rate": TARGET_RATE}
+    settings = {k: v for k, v in asdict(cfg).items() if k != "type"}  # logmel: cmvn.json as before
+    cmvn = {"mean": mean.tolist(), "std": std.tolist(), "settings": settings, "sample_rate": TARGET_RATE}
     write_json_atomic(outdir / "cmvn.json", cmvn)
     print(f"compute_features: {sum(map(len, rows.values()))} utterances in {time.time() - start:.1f} s", flush=True)
     return cmvn

@@ -25,6 +25,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from asrsweep.core import pretrained
 from asrsweep.core.common import UserError
 from asrsweep.experiment.configio import load_yaml, recipe_path
 from asrsweep.core.inputs import check_exists, fingerprint
@@ -39,11 +40,15 @@ from asrsweep.experiment.validate import (check_baseline, check_experiment, load
 CHECKPOINT_NEUTRAL = ("max_steps", "eval_every", "checkpoint_every", "keep_checkpoints")
 # Settings that name a file or folder -> the stage that reads it, and what it must be.
 # A list-valued setting names several (`ngram.text[0]`, ...); a new one is one line here.
-PATH_SETTINGS = {"data.path": "data", "train.init_from": "train"}
+PATH_SETTINGS = {"data.path": "data", "train.init_from": "train", "model.pretrained": "train"}
 PATH_KINDS = {"data.path": "corpus (manifest file or folder)",
-              "train.init_from": "model.pt, ckpt-*.pt or checkpoint folder of another run"}
+              "train.init_from": "model.pt, ckpt-*.pt or checkpoint folder of another run",
+              "model.pretrained": "speech encoder folder (config.json, weights) or cached hub id"}
+# Settings whose value is found otherwise than as a path (a hub id from the cache): setting -> resolve(value, setting, where).
+PATH_RESOLVE = {"model.pretrained": pretrained.resolve_encoder}
 # Settings that name a path only under a condition on the config.
-PATH_WHEN = {"data.path": lambda config: config.get("data", {}).get("source", "demo") != "demo"}
+PATH_WHEN = {"data.path": lambda config: config.get("data", {}).get("source", "demo") != "demo",
+             "model.pretrained": lambda config: config.get("model", {}).get("encoder") == "hf"}
 # The settings of section `data` that the demo generator reads.
 DEMO_READS = ("source", "demo", "workers")
 SAFE_ID = re.compile(r"[^A-Za-z0-9._=,+-]")
@@ -142,8 +147,10 @@ def input_fingerprints(config: dict, where: str, cache: dict[str, dict]) -> dict
     found = {}
     for setting, value in named_paths(config).items():
         if value not in cache:
-            kind = PATH_KINDS[setting.split("[")[0]]
-            cache[value] = fingerprint(check_exists(value, setting, where, kind))
+            base = setting.split("[")[0]
+            found_at = (PATH_RESOLVE[base](value, setting, where) if base in PATH_RESOLVE
+                        else check_exists(value, setting, where, PATH_KINDS[base]))
+            cache[value] = fingerprint(found_at)
         found[setting] = cache[value]
     return found
 
@@ -241,11 +248,22 @@ def expand(spec: dict, recipe: dict, path: Path) -> list[Run]:
         config = base
         if "preset" in values:
             config = deep_merge(config, undot(spec["presets"][values["preset"]]))
-        config = deep_merge(config, undot(overrides))
         run_id = make_run_id(values)
+        config = derive(deep_merge(config, undot(overrides)), f"{path} (run {run_id})")
         inputs = input_fingerprints(config, f"{path} (run {run_id})", seen)
         runs.append(Run(run_id, values, config, stage_keys(config, inputs), inputs))
     return runs
+
+
+def derive(config: dict, where: str) -> dict:
+    """Settings that follow from others, fixed here so that stage keys and jobs see the value:
+    features.type auto -> waveform for model.encoder hf (a pretrained encoder reads samples), else logmel."""
+    encoder, kind = config.get("model", {}).get("encoder"), config.get("features", {}).get("type", "auto")
+    wanted = "waveform" if encoder == "hf" else "logmel"
+    if kind not in ("auto", wanted):
+        raise UserError(f"{where}: features.type: {kind} does not suit model.encoder {encoder}; "
+                        f"use {wanted} or auto")
+    return deep_merge(config, {"features": {"type": wanted}})
 
 
 def check_unique_ids(runs: list[Run], path: Path) -> None:
