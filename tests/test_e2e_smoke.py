@@ -45,6 +45,21 @@ def test_summary_has_every_run_and_stage(smoke_results):
     assert beam["test_wer"].notna().all() and (beam["steps"] == 60).all()
 
 
+def test_summary_has_intervals_containing_each_wer_and_the_paired_tests(smoke_results):
+    results, _ = smoke_results
+    summary = pd.read_csv(results / "summary.tsv", sep="\t")
+    runs = summary[summary["aggregate"] == "run"]
+    for split in ("dev", "test"):
+        assert runs[f"{split}_wer_lo"].notna().all(), f"{split}: a stage without hyps_{split}.tsv"
+        assert ((runs[f"{split}_wer_lo"] <= runs[f"{split}_wer"] + 1e-12)
+                & (runs[f"{split}_wer"] <= runs[f"{split}_wer_hi"] + 1e-12)).all()
+    assert (runs["baseline"] == "order=2").all()
+    others = runs[runs["run"] == "order=3"]
+    assert others["p_improve"].between(0, 1).all() and others["p_vs_baseline"].between(0, 1).all()
+    assert runs.loc[runs["stage"] != "greedy", "p_vs_prev"].between(0, 1).all()
+    assert "edge" in summary.columns and "edge_hint" in summary.columns
+
+
 def test_run_folders_keep_config_provenance_and_commands(smoke_results):
     results, _ = smoke_results
     run_dir = results / "smoke" / "runs" / "order=2"
