@@ -1,4 +1,4 @@
-"""Your own LM text (`ngram.text`): plain or .gz files, normalised like the transcripts,
+"""Your own LM text (`ngram.text`, `lm.text`): plain or .gz files, normalised like the transcripts,
 appended or replacing; dev/test sentences counted and removed; plan refuses a missing file."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from asrsweep.data import lm_text
 from asrsweep.data.audio import NormalizeConfig
 from asrsweep.decoding import kneser_ney, train_ngram
 from asrsweep.experiment.sweep import load_experiment
+from asrsweep.rescoring import train_lm
 
 ASRSWEEP = str(Path(sys.executable).with_name("asrsweep"))
 TRANSCRIPTS = ["the cat sat", "a dog ran", "the cat sat"]
@@ -116,7 +117,19 @@ def test_train_ngram_with_files_reports_and_removes_contamination(tmp_path, corp
     assert ("planes",) in arpa and ("cat",) not in arpa and replaced["text"]["n_sentences"] == 1
 
 
-@pytest.mark.parametrize("setting", ["ngram.text"])
+def test_train_lm_reads_lm_text_and_reports_it(tmp_path, corpus):
+    config = tmp_path / "config.json"
+    lm = {"n_layer": 1, "n_head": 2, "n_embd": 16, "n_positions": 16, "vocab_size": 60, "max_steps": 2,
+          "batch_size": 2, "warmup_steps": 1, "eval_every": 2, "text": [str(corpus["books.txt"])]}
+    config.write_text(json.dumps({"seed": 1, "lm": lm}))
+    lm_json = train_lm.main(["--config", str(config), "--text", str(corpus["lm.txt"]), "--eval", str(corpus["dev.tsv"]),
+                             str(corpus["test.tsv"]), "--outdir", str(tmp_path / "lm"), "--checkpoint-dir",
+                             str(tmp_path / "ck"), "--threads", "1", "--device", "cpu"])
+    assert lm_json["text"]["eval_removed"] == 1 and lm_json["text"]["n_sentences"] == 5
+    assert lm_json["n_train_sentences"] + lm_json["n_dev_sentences"] == 5
+
+
+@pytest.mark.parametrize("setting", ["ngram.text", "lm.text"])
 def test_plan_refuses_a_missing_text_file_in_one_line(tmp_path, setting):
     exp = tmp_path / "exp.yaml"
     exp.write_text(f"controls: {{{setting}: [nowhere/books.txt.gz]}}\n")

@@ -209,7 +209,8 @@ def test_device_choice(monkeypatch) -> None:
 def test_lm_trains_on_the_gpu_under_bf16(tmp_path) -> None:
     config, text = setup_files(tmp_path, max_steps=20)
     cfg = train_lm.load_section(config, "lm", train_lm.LMConfig)
-    state = train_lm.setup(cfg, 3, text, tmp_path / "probe", resolve_device("auto"))
+    sentences = train_lm.read_sentences(cfg, text, [], None)
+    state = train_lm.setup(cfg, 3, sentences, tmp_path / "probe", resolve_device("auto"))
     assert next(state["model"].parameters()).device.type == "cuda" and state["dtype"] == torch.bfloat16
     lm_json = train_lm.main(argv(config, text, tmp_path / "out", tmp_path / "ck"))
     assert lm_json["device"] == "cuda" and math.isfinite(lm_json["dev_perplexity"])
@@ -241,9 +242,12 @@ def test_score_lm_matches_direct_computation(tmp_path) -> None:
     score_lm.main(["--lm", str(tmp_path / "lm"), "--nbest", str(nbest), "--outdir", str(tmp_path / "s"),
                    "--batch-size", "2", "--device", "cpu", "--threads", "1"])
     got = [line.split("\t") for line in (tmp_path / "s" / "dev.tsv").read_text().splitlines()[1:]]
-    model, tok, _ = score_lm.load_lm(tmp_path / "lm", "cpu")
+    model, vocab, _, _ = score_lm.load_scorer(tmp_path / "lm", "cpu")
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(tmp_path / "lm" / "tokenizer.json"))
     for (_, _, value), hyp in zip(got, ["the red cat", "", "the old dog sat on the mat"]):
-        ids = torch.tensor([[score_lm.BOS] + tok.encode(hyp).ids + [score_lm.EOS]])
+        ids = torch.tensor([[train_lm.BOS] + tok.encode(hyp).ids + [train_lm.EOS]])
         with torch.no_grad():
             logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1], dim=-1)
         expect = float(logp.gather(1, ids[0, 1:, None]).sum())

@@ -4,7 +4,8 @@
 
 rule train_lm:
     input:
-        upstream("lm", "data", "lm.txt"),
+        text=upstream("lm", "data", "lm.txt"),
+        eval=upstream("lm", "data", "dev.tsv", "test.tsv"),
     output:
         stage_path("lm", "lm.json"),
     params:
@@ -22,7 +23,7 @@ rule train_lm:
         runtime=120,
     shell:
         "({params.write_config} && python -m asrsweep.rescoring.train_lm"
-        " --config {params.outdir}/config.json --text {input} --outdir {params.outdir}"
+        " --config {params.outdir}/config.json --text {input.text} --eval {input.eval} --outdir {params.outdir}"
         " --checkpoint-dir {params.checkpoints} --threads {threads}) > {log} 2>&1"
 
 

@@ -40,12 +40,16 @@ from asrsweep.experiment.validate import (check_baseline, check_experiment, load
 CHECKPOINT_NEUTRAL = ("max_steps", "eval_every", "checkpoint_every", "keep_checkpoints")
 # Settings that name a file or folder -> the stage that reads it, and what it must be.
 # A list-valued setting names several (`ngram.text[0]`, ...); a new one is one line here.
-PATH_SETTINGS = {"data.path": "data", "train.init_from": "train", "model.pretrained": "train"}
+PATH_SETTINGS = {"data.path": "data", "train.init_from": "train", "ngram.text": "ngram", "lm.text": "lm",
+                 "lm.pretrained": "lm", "model.pretrained": "train"}
 PATH_KINDS = {"data.path": "corpus (manifest file or folder)",
               "train.init_from": "model.pt, ckpt-*.pt or checkpoint folder of another run",
+              "ngram.text": "text file (one sentence a line, plain or .gz)",
+              "lm.text": "text file (one sentence a line, plain or .gz)",
+              "lm.pretrained": "causal LM folder (config.json, weights, tokenizer) or cached hub id",
               "model.pretrained": "speech encoder folder (config.json, weights) or cached hub id"}
 # Settings whose value is found otherwise than as a path (a hub id from the cache): setting -> resolve(value, setting, where).
-PATH_RESOLVE = {"model.pretrained": pretrained.resolve_encoder}
+PATH_RESOLVE = {"lm.pretrained": pretrained.resolve, "model.pretrained": pretrained.resolve_encoder}
 # Settings that name a path only under a condition on the config.
 PATH_WHEN = {"data.path": lambda config: config.get("data", {}).get("source", "demo") != "demo",
              "model.pretrained": lambda config: config.get("model", {}).get("encoder") == "hf"}

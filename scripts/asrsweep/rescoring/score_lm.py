@@ -1,12 +1,13 @@
 """python -m asrsweep.rescoring.score_lm --lm LM --nbest NB --outdir OUT [--batch-size 64] [--threads N] [--device auto]
 
-Score every hypothesis of the n-best lists NB/{split}.tsv with the Transformer LM trained by
-`asrsweep.rescoring.train_lm` (LM/tokenizer.json + LM/hf/) -> OUT/{split}.tsv: utt_id rank lm_logprob,
-the natural-log probability of the sentence: sum over its tokens and the final </s>, given <s>
-(an empty hypothesis scores log P(</s> | <s>)). Identical sentences are scored once; batches are
-sorted by length. Sentences longer than the model's context are scored with a sliding window
-(each later window re-reads the previous half window as context). --device auto uses CUDA when
-available, else CPU.
+Score every hypothesis of the n-best lists NB/{split}.tsv with the LM of `asrsweep.rescoring.train_lm`
+(the one LM/lm.json's `scorer` names: LM/tokenizer.json + LM/hf/ for the builtin LM, a pretrained
+causal LM folder with its own tokenizer otherwise; `asrsweep.rescoring.causal_lm`) -> OUT/{split}.tsv:
+utt_id rank lm_logprob, the natural-log probability of the sentence, put in the LM's case
+(lm.text_case): sum over its tokens and the final </s>, given <s> (an empty hypothesis scores
+log P(</s> | <s>)). Identical sentences are scored once; batches are sorted by length. Sentences
+longer than the model's context are scored with a sliding window (each later window re-reads the
+previous half window as context). --device auto uses CUDA when available, else CPU.
 """
 
 from __future__ import annotations
@@ -23,22 +24,9 @@ import torch
 from asrsweep.acoustic.forward import DEVICES, resolve_device, use_threads
 from asrsweep.core import tsv
 from asrsweep.core.common import UserError, cli_main, open_outdir
+from asrsweep.rescoring.causal_lm import Vocab, apply_case, load_scorer
 
 SPLITS = ("dev", "test")
-BOS, EOS, PAD = 2, 3, 0  # ids fixed by asrsweep.rescoring.train_lm.SPECIALS
-
-
-def load_lm(lm_dir: Path, device: str):
-    """(model in eval mode on `device`, tokenizer, context length) from a train_lm folder."""
-    from tokenizers import Tokenizer
-    from transformers import GPT2LMHeadModel
-
-    for need in (lm_dir / "tokenizer.json", lm_dir / "hf"):
-        if not need.exists():
-            raise UserError(f"{need}: not found; is {lm_dir} a train_lm output folder?")
-    tok = Tokenizer.from_file(str(lm_dir / "tokenizer.json"))
-    model = GPT2LMHeadModel.from_pretrained(lm_dir / "hf", local_files_only=True).to(device).eval()
-    return model, tok, int(model.config.n_positions)
 
 
 def windows(ids: list[int], context: int) -> list[tuple[list[int], int]]:
@@ -59,20 +47,21 @@ def windows(ids: list[int], context: int) -> list[tuple[list[int], int]]:
 
 
 @torch.no_grad()
-def score_windows(model, pieces: list[tuple[list[int], int]], batch_size: int, device: str) -> list[float]:
+def score_windows(model, pieces: list[tuple[list[int], int]], batch_size: int, device: str, pad: int) -> list[float]:
     """Sum of log P(token | prefix) over scored positions of each piece -> list [len(pieces)]."""
     order = sorted(range(len(pieces)), key=lambda i: len(pieces[i][0]))
     out = [0.0] * len(pieces)
     for b in range(0, len(order), batch_size):
         idx = order[b : b + batch_size]
         width = max(len(pieces[i][0]) for i in idx)
-        ids = torch.full((len(idx), width), PAD, dtype=torch.long)
+        ids = torch.full((len(idx), width), pad, dtype=torch.long)
         keep = torch.zeros((len(idx), width), dtype=torch.bool)  # [batch, width]: scored targets
+        mask = torch.zeros((len(idx), width), dtype=torch.bool)  # [batch, width]: real tokens
         for row, i in enumerate(idx):
             seq, first = pieces[i]
             ids[row, : len(seq)] = torch.tensor(seq)
             keep[row, first : len(seq)] = True
-        mask = (ids != PAD) | (torch.arange(width) == 0)
+            mask[row, : len(seq)] = True
         ids, keep, mask = ids.to(device), keep.to(device), mask.long().to(device)
         logits = model(input_ids=ids, attention_mask=mask).logits.float()  # [batch, width, vocab]
         logp = torch.log_softmax(logits[:, :-1], dim=-1)
@@ -83,17 +72,18 @@ def score_windows(model, pieces: list[tuple[list[int], int]], batch_size: int, d
     return out
 
 
-def score_sentences(model, tok, context: int, sentences: list[str], batch_size: int, device: str) -> dict[str, float]:
-    """Natural-log probability of each distinct sentence (incl. </s>)."""
+def score_sentences(model, vocab: Vocab, context: int, sentences: list[str], batch_size: int, device: str,
+                    text_case: str = "as_is") -> dict[str, float]:
+    """Natural-log probability of each distinct sentence (incl. </s>), read in case `text_case`."""
     unique = sorted(set(sentences))
-    encoded = [[BOS] + e.ids + [EOS] for e in tok.encode_batch(unique)] if unique else []
+    encoded = vocab.encode([apply_case(s, text_case) for s in unique])
     pieces, owner = [], []
     for k, ids in enumerate(encoded):
         for piece in windows(ids, context):
             pieces.append(piece)
             owner.append(k)
     totals = [0.0] * len(unique)
-    for k, value in zip(owner, score_windows(model, pieces, batch_size, device)):
+    for k, value in zip(owner, score_windows(model, pieces, batch_size, device, vocab.pad)):
         totals[k] += value
     return dict(zip(unique, totals))
 
@@ -119,12 +109,12 @@ def run(argv: list[str] | None = None) -> dict:
     files = [args.nbest / f"{split}.tsv" for split in SPLITS if (args.nbest / f"{split}.tsv").is_file()]
     if not files:
         raise UserError(f"{args.nbest}: no n-best dev.tsv or test.tsv (written by asrsweep.decoding.decode_frozen)")
-    model, tok, context = load_lm(args.lm, device)
+    model, vocab, context, text_case = load_scorer(args.lm, device)
     counts = {}
     for path in files:
         start = time.perf_counter()
         rows = read_nbest(path)
-        scores = score_sentences(model, tok, context, [r["hyp"] for r in rows], args.batch_size, device)
+        scores = score_sentences(model, vocab, context, [r["hyp"] for r in rows], args.batch_size, device, text_case)
         tsv.write_tsv(args.outdir / path.name, ["utt_id", "rank", "lm_logprob"],
                       ({**r, "lm_logprob": f"{scores[r['hyp']]:.6f}"} for r in rows))
         counts[path.stem] = len(rows)

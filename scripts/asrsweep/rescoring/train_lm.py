@@ -1,22 +1,29 @@
-"""python -m asrsweep.rescoring.train_lm --config C --text DATA/lm.txt --outdir LM --checkpoint-dir CKPT [--threads N] [--device auto]
+"""python -m asrsweep.rescoring.train_lm --config C --text DATA/lm.txt --eval DATA/dev.tsv DATA/test.tsv --outdir LM --checkpoint-dir CKPT [--threads N] [--device auto]
 
-Train the small GPT-2-style Transformer LM used to rescore n-best lists.
+Train the Transformer LM used to rescore n-best lists: the small GPT-2 from nothing, or, with
+`lm.pretrained`, fine-tune any pretrained causal LM with its own tokenizer (`lm.max_steps: 0`:
+score with it as it is; `asrsweep.rescoring.causal_lm`).
 
-setup (tokenizer trained locally with `tokenizers`, model from `GPT2Config`: no download) ->
-train loop (AdamW, linear warmup then linear decay, deterministic batches) -> save -> cleanup.
-A deterministic ~`dev_fraction` of the sentences (chosen by a hash of the sentence, so duplicates
-never straddle train and dev) is held out to report dev perplexity. `--device auto` trains on
-CUDA when present, under bf16 autocast as `asrsweep.acoustic.train` does; on CPU in fp32, where a
-resumed run equals an uninterrupted one.
+setup (text from lm.txt and `lm.text` files via `asrsweep.data.lm_text`, put in `lm.text_case`;
+tokenizer trained locally with `tokenizers` and model from `GPT2Config`, or both from the
+pretrained folder: no download) -> train loop (AdamW, linear warmup then linear decay,
+deterministic batches) -> save -> cleanup. A deterministic ~`dev_fraction` of the sentences
+(chosen by a hash of the sentence, so duplicates never straddle train and dev) is held out for
+dev perplexity, evaluated every `eval_every` steps, at the end, and at step 0 for a pretrained
+LM; the model with the lowest dev perplexity is the one saved and used (lm.json `best_step`).
+`--device auto` trains on CUDA when present, under bf16 autocast as `asrsweep.acoustic.train`
+does; on CPU in fp32, where a resumed run equals an uninterrupted one.
 
 Checkpoints `CKPT/ckpt-<step>.pt` (`asrsweep.core.checkpoint`: folder lock, atomic, the newest
 `lm.keep_checkpoints` kept, a corrupt one skipped with a warning) hold model, optimizer,
-scheduler, step, RNG states, tokenizer, model arguments, config and the log so far; they are
-written every `checkpoint_every` steps, at the end, and when SIGTERM or SIGUSR1 arrives (then the
+scheduler, step, RNG states, tokenizer, model arguments, config, the log so far and the best
+weights so far; they are written every `checkpoint_every` steps, at the end, and when SIGTERM or SIGUSR1 arrives (then the
 step exits 75, as the acoustic trainer does). A rerun resumes from the newest one; a checkpoint
 whose model arguments differ from the config is an error, one past `lm.max_steps` is refused,
 other changed settings are warned about and listed in lm.json's `resumed_from`. Outputs in LM:
-tokenizer.json, hf/ (save_pretrained), lm.json (dev perplexity, steps, n_params, seconds, device,
+tokenizer.json (builtin), hf/ (save_pretrained of the best model; with its tokenizer for a
+pretrained one; none for `max_steps: 0`), lm.json (dev perplexity, best and last step, the
+`scorer` score_lm loads, the text report with its dev/test overlap, n_params, seconds, device,
 config), train_log.tsv, command.sh.
 """
 
@@ -39,6 +46,8 @@ from asrsweep.core.checkpoint import (EXIT_PREEMPTED, REQUIRED, StopSignal, excl
                                       rng_state, save_checkpoint, set_rng_state)
 from asrsweep.core.common import UserError, atomic_write, cli_main, load_section, open_outdir, read_json, write_json_atomic
 from asrsweep.core.schedule import lr_factor
+from asrsweep.data import lm_text
+from asrsweep.rescoring import causal_lm
 
 SPECIALS = ["<pad>", "<unk>", "<s>", "</s>"]  # ids 0..3 in every tokenizer we train
 PAD, UNK, BOS, EOS = range(4)
@@ -66,10 +75,21 @@ class LMConfig:
     tokenizer: str = "word"
     dev_fraction: float = 0.05
     keep_checkpoints: int = 2
+    pretrained: str = ""
+    text_case: str = "as_is"
+    text: tuple[str, ...] = ()
+    text_mode: str = "append"
+    drop_eval_sentences: bool = True
 
     def __post_init__(self):
         if self.keep_checkpoints < 1:
             raise UserError(f"lm.keep_checkpoints: invalid value {self.keep_checkpoints!r}; keep 1 or more")
+        if self.max_steps < 0 or (self.max_steps == 0 and not self.pretrained):
+            raise UserError(f"lm.max_steps: {self.max_steps!r}; 0 (score as it is) needs lm.pretrained, "
+                            "else train 1 or more steps")
+        if self.text_case not in causal_lm.CASES:
+            raise UserError(f"lm.text_case: {self.text_case!r} is not one of {', '.join(causal_lm.CASES)}")
+        lm_text.check_mode(self.text_mode, "lm")
 
 
 def train_tokenizer(sentences: list[str], kind: str, vocab_size: int):
@@ -91,8 +111,8 @@ def train_tokenizer(sentences: list[str], kind: str, vocab_size: int):
 
 
 def encode(tok, sentences: list[str], max_len: int) -> list[list[int]]:
-    """Token ids `<s> ... </s>` per sentence, truncated to `max_len` positions."""
-    return [([BOS] + e.ids + [EOS])[:max_len] for e in tok.encode_batch(sentences)]
+    """Token ids `<s> ... </s>` per sentence of the builtin tokenizer, truncated to `max_len` positions."""
+    return causal_lm.builtin_vocab(tok).encode(sentences, max_len)
 
 
 def split_dev(sentences: list[str], fraction: float) -> tuple[list[str], list[str]]:
@@ -121,70 +141,83 @@ def build_model(args: dict):
     return GPT2LMHeadModel(GPT2Config(**args))
 
 
-def make_batch(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def make_batch(seqs: list[list[int]], pad: int = PAD) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Right-padded (input_ids, attention_mask, labels), each [batch, max_len]; pad labels -100."""
     width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), PAD, dtype=torch.long)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
     for i, s in enumerate(seqs):
         ids[i, : len(s)] = torch.tensor(s)
     mask = (torch.arange(width)[None, :] < torch.tensor([len(s) for s in seqs])[:, None]).long()
     return ids, mask, ids.masked_fill(mask == 0, -100)
 
 
-def batch_loss(model, seqs: list[list[int]], device: torch.device, dtype: torch.dtype | None) -> torch.Tensor:
+def batch_loss(model, seqs: list[list[int]], device: torch.device, dtype: torch.dtype | None,
+               pad: int = PAD) -> torch.Tensor:
     """Mean next-token loss of one batch of sentences, on `device` (autocast to `dtype` when given)."""
-    ids, mask, labels = (t.to(device) for t in make_batch(seqs))
+    ids, mask, labels = (t.to(device) for t in make_batch(seqs, pad))
     with autocast(device, dtype):
         return model(input_ids=ids, attention_mask=mask, labels=labels).loss
 
 
 @torch.no_grad()
-def dev_loss(model, seqs: list[list[int]], batch_size: int, device: torch.device, dtype: torch.dtype | None) -> float:
+def dev_loss(model, seqs: list[list[int]], batch_size: int, device: torch.device, dtype: torch.dtype | None,
+             pad: int = PAD) -> float:
     """Mean negative log-likelihood per predicted token (incl. </s>) over the dev sentences."""
     model.eval()
     total, count = 0.0, 0
     for i in range(0, len(seqs), batch_size):
         batch = seqs[i : i + batch_size]
         n = sum(len(s) - 1 for s in batch)  # predicted tokens: all but <s>
-        total += float(batch_loss(model, batch, device, dtype)) * n
+        total += float(batch_loss(model, batch, device, dtype, pad)) * n
         count += n
     model.train()
     return total / max(1, count)
 
 
-def read_sentences(text: Path) -> list[str]:
-    """The non-empty lines of the LM text (at least two: one for train, one for dev)."""
-    if not text.exists():
-        raise UserError(f"{text}: file not found")
-    sentences = [line.strip() for line in text.read_text().splitlines() if line.strip()]
+def read_sentences(cfg: LMConfig, text: Path, eval_files: list[Path], data_section: dict | None) -> lm_text.LMText:
+    """The non-empty LM sentences in `lm.text_case` (at least two: one for train, one for dev), with their report."""
+    found = lm_text.gather(text, cfg.text, cfg.text_mode, cfg.drop_eval_sentences,
+                           lm_text.eval_sentences(eval_files), lm_text.normalize_config(data_section), "lm")
+    print(lm_text.summary_line(found.report, "lm"), flush=True)
+    sentences = [causal_lm.apply_case(line.strip(), cfg.text_case) for line in found.sentences if line.strip()]
     if len(sentences) < 2:
         raise UserError(f"{text}: needs at least 2 non-empty sentences, found {len(sentences)}")
-    return sentences
+    return lm_text.LMText(sentences, found.report)
 
 
-def setup(cfg: LMConfig, seed: int, text: Path, ckpt_dir: Path, device: torch.device) -> dict:
-    """Data, tokenizer, model (on `device`), optimizer, scheduler: fresh, or restored from the newest checkpoint."""
+def build(cfg: LMConfig, train: list[str], ckpt: dict | None, device: torch.device):
+    """(model on `device`, tokenizer, Vocab, model_args, context): pretrained, or the builtin GPT-2."""
+    if cfg.pretrained:
+        model, tok = causal_lm.load_pretrained(causal_lm.resolve(cfg.pretrained), device)
+        model.train()
+        return model, tok, causal_lm.hf_vocab(tok), {"pretrained": cfg.pretrained}, causal_lm.context_length(model)
     from tokenizers import Tokenizer
 
-    train, dev = split_dev(read_sentences(text), cfg.dev_fraction)
+    tok = Tokenizer.from_str(ckpt["tokenizer"]) if ckpt else train_tokenizer(train, cfg.tokenizer, cfg.vocab_size)
+    args = model_args(cfg, tok.get_vocab_size())
+    return build_model(args).to(device), tok, causal_lm.builtin_vocab(tok), args, cfg.n_positions
+
+
+def setup(cfg: LMConfig, seed: int, text: lm_text.LMText, ckpt_dir: Path, device: torch.device) -> dict:
+    """Data, tokenizer, model (on `device`), optimizer, scheduler: fresh, or restored from the newest checkpoint."""
+    train, dev = split_dev(text.sentences, cfg.dev_fraction)
     torch.manual_seed(seed)
     found = latest_valid(ckpt_dir, CHECKPOINT_KEYS)
     path, ckpt = found if found else (None, None)
-    tok = Tokenizer.from_str(ckpt["tokenizer"]) if ckpt else train_tokenizer(train, cfg.tokenizer, cfg.vocab_size)
-    args = model_args(cfg, tok.get_vocab_size())
+    model, tok, vocab, args, context = build(cfg, train, ckpt, device)
     if ckpt and ckpt["model_args"] != args:
         raise UserError(f"{path}: built with {ckpt['model_args']}, config gives {args}; "
                         f"fix the config or remove {ckpt_dir}")
-    model = build_model(args).to(device)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup_steps, cfg.max_steps, "linear", floor=0.1))
     state = {"model": model, "optimizer": opt, "scheduler": sched, "generator": torch.Generator().manual_seed(seed),
-             "tokenizer": tok, "model_args": args, "config": dataclasses.asdict(cfg), "step": 0, "log": [],
-             "seconds": 0.0, "resumes": [], "device": device, "dtype": autocast_dtype("auto", device),
-             "train": encode(tok, train, cfg.n_positions), "dev": encode(tok, dev, cfg.n_positions)}
+             "tokenizer": tok, "vocab": vocab, "model_args": args, "config": dataclasses.asdict(cfg), "step": 0,
+             "log": [], "best": None, "seconds": 0.0, "resumes": [], "device": device,
+             "dtype": autocast_dtype("auto", device), "text": text.report,
+             "train": vocab.encode(train, context), "dev": vocab.encode(dev, context)}
     if ckpt:
         restore(state, path, ckpt)
     return state
@@ -198,7 +231,7 @@ def restore(state: dict, path: Path, ckpt: dict) -> None:
     state["scheduler"].load_state_dict(ckpt["scheduler"])
     set_rng_state(ckpt["rng"])
     state["generator"].set_state(ckpt["rng"]["batches"])
-    state.update(step=ckpt["step"], log=ckpt["log"], seconds=ckpt["seconds"],
+    state.update(step=ckpt["step"], log=ckpt["log"], seconds=ckpt["seconds"], best=ckpt.get("best"),
                  resumes=ckpt.get("resumes", []) + ([changed] if changed else []))
     print(f"resumed from {path} (step {ckpt['step']})", flush=True)
 
@@ -209,7 +242,8 @@ def checkpoint(state: dict, ckpt_dir: Path, keep: int) -> Path:
         "model": state["model"].state_dict(), "optimizer": state["optimizer"].state_dict(),
         "scheduler": state["scheduler"].state_dict(), "step": state["step"],
         "rng": {**rng_state(), "batches": state["generator"].get_state()},
-        "tokenizer": state["tokenizer"].to_str(), "model_args": state["model_args"], "config": state["config"],
+        "tokenizer": "" if state["config"]["pretrained"] else state["tokenizer"].to_str(),
+        "model_args": state["model_args"], "config": state["config"], "best": state["best"],
         "log": state["log"], "seconds": state["seconds"], "resumes": state["resumes"],
     }, keep)
 
@@ -218,7 +252,7 @@ def train_step(state: dict, cfg: LMConfig) -> float:
     """One optimizer step on a batch drawn with the run's own generator; returns its loss."""
     model, opt, sched, seqs = state["model"], state["optimizer"], state["scheduler"], state["train"]
     pick = torch.randint(len(seqs), (cfg.batch_size,), generator=state["generator"]).tolist()
-    loss = batch_loss(model, [seqs[i] for i in pick], state["device"], state["dtype"])
+    loss = batch_loss(model, [seqs[i] for i in pick], state["device"], state["dtype"], state["vocab"].pad)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -228,18 +262,24 @@ def train_step(state: dict, cfg: LMConfig) -> float:
 
 
 def evaluate(state: dict, cfg: LMConfig, loss: float) -> None:
-    """Dev loss of the current model: one log row and one progress line."""
-    dl = dev_loss(state["model"], state["dev"], cfg.batch_size, state["device"], state["dtype"])
+    """Dev loss of the current model: one log row, one progress line; keep its weights if the best so far."""
+    dl = dev_loss(state["model"], state["dev"], cfg.batch_size, state["device"], state["dtype"], state["vocab"].pad)
     ppl = math.exp(min(dl, 50.0))
     state["log"].append({"step": state["step"], "lr": state["scheduler"].get_last_lr()[0], "train_loss": loss,
                          "dev_loss": dl, "dev_ppl": ppl, "seconds": state["seconds"]})
-    print(f"step {state['step']} train_loss {loss:.3f} dev_ppl {ppl:.2f}", flush=True)
+    if state["best"] is None or dl < state["best"]["dev_loss"]:
+        weights = {k: v.detach().to("cpu", copy=True) for k, v in state["model"].state_dict().items()}
+        state["best"] = {"step": state["step"], "dev_loss": dl, "dev_ppl": ppl, "state_dict": weights}
+    print(f"step {state['step']} train_loss {loss:.3f} dev_ppl {ppl:.2f} (best {state['best']['dev_ppl']:.2f} "
+          f"at step {state['best']['step']})", flush=True)
 
 
 def train_loop(cfg: LMConfig, state: dict, ckpt_dir: Path, stop: StopSignal) -> None:
     """Run steps until max_steps; evaluate, log and checkpoint on schedule, at the end, or on a stop signal."""
     state["model"].train()
     start = time.perf_counter() - state["seconds"]
+    if cfg.pretrained and not state["log"]:  # the pretrained model as it is: a candidate too
+        evaluate(state, cfg, float("nan"))
     while state["step"] < cfg.max_steps:
         loss = train_step(state, cfg)
         state["step"] += 1
@@ -253,25 +293,40 @@ def train_loop(cfg: LMConfig, state: dict, ckpt_dir: Path, stop: StopSignal) -> 
             raise SystemExit(EXIT_PREEMPTED)
 
 
-def save_outputs(cfg: LMConfig, state: dict, outdir: Path) -> dict:
-    """tokenizer.json, hf/, train_log.tsv and lm.json in `outdir` (each atomic)."""
+def save_model(cfg: LMConfig, state: dict, outdir: Path) -> dict:
+    """The best model (weights of `state['best']`) as outdir/hf (+ tokenizer.json); lm.json's `scorer`."""
+    if cfg.pretrained and state["step"] == 0:  # scored as it is: point at it, copy nothing
+        return causal_lm.scorer_record(str(causal_lm.resolve(cfg.pretrained).absolute()), "pretrained", cfg.text_case)
+    state["model"].load_state_dict(state["best"]["state_dict"])
     state["model"].save_pretrained(outdir / "hf.tmp")
+    if cfg.pretrained:
+        state["tokenizer"].save_pretrained(outdir / "hf.tmp")
     if (outdir / "hf").exists():
         import shutil
 
         shutil.rmtree(outdir / "hf")
     os.replace(outdir / "hf.tmp", outdir / "hf")
-    with atomic_write(outdir / "tokenizer.json") as tmp:
-        tmp.write_text(state["tokenizer"].to_str())
+    if not cfg.pretrained:
+        with atomic_write(outdir / "tokenizer.json") as tmp:
+            tmp.write_text(state["tokenizer"].to_str())
+    return causal_lm.scorer_record("hf", "pretrained" if cfg.pretrained else "builtin", cfg.text_case)
+
+
+def save_outputs(cfg: LMConfig, state: dict, outdir: Path) -> dict:
+    """hf/ (+ tokenizer.json), train_log.tsv and lm.json in `outdir` (each atomic)."""
+    scorer = save_model(cfg, state, outdir)
     with atomic_write(outdir / "train_log.tsv") as tmp:
         rows = ["\t".join(LOG_COLUMNS)] + ["\t".join(str(r[c]) for c in LOG_COLUMNS) for r in state["log"]]
         tmp.write_text("\n".join(rows) + "\n")
-    last = state["log"][-1]
-    lm_json = {"steps": state["step"], "dev_loss": last["dev_loss"], "dev_perplexity": last["dev_ppl"],
+    best, last = state["best"], state["log"][-1]
+    lm_json = {"steps": state["step"], "best_step": best["step"], "dev_loss": best["dev_loss"],
+               "dev_perplexity": best["dev_ppl"], "last_dev_perplexity": last["dev_ppl"],
                "n_params": sum(p.numel() for p in state["model"].parameters()),
-               "train_seconds": state["seconds"], "vocab_size": state["model_args"]["vocab_size"],
+               "train_seconds": state["seconds"], "vocab_size": len(state["tokenizer"]) if cfg.pretrained
+               else state["model_args"]["vocab_size"],
                "n_train_sentences": len(state["train"]), "n_dev_sentences": len(state["dev"]),
-               "device": str(state["device"]), "resumed_from": state["resumes"],
+               "device": str(state["device"]), "resumed_from": state["resumes"], "scorer": scorer,
+               "pretrained": cfg.pretrained or None, "text": state["text"],
                "model_args": state["model_args"], "config": state["config"]}
     write_json_atomic(outdir / "lm.json", lm_json)
     return lm_json
@@ -281,23 +336,28 @@ def run(argv: list[str] | None = None) -> dict:
     """setup -> train loop -> save -> cleanup; returns lm.json's content."""
     parser = argparse.ArgumentParser(prog="python -m asrsweep.rescoring.train_lm", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, type=Path, help="stage config.json (sections lm, seed)")
-    parser.add_argument("--text", required=True, type=Path, help="LM training text, one sentence per line")
+    parser.add_argument("--text", required=True, type=Path, help="LM training text (the data stage's lm.txt), one sentence per line")
+    parser.add_argument("--eval", nargs="*", type=Path, default=[],
+                        help="dev/test manifests (column text): their sentences are counted in, and dropped from, lm.text")
     parser.add_argument("--outdir", required=True, type=Path)
     parser.add_argument("--checkpoint-dir", required=True, type=Path)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--device", default="auto", help=DEVICES)
     args = parser.parse_args(argv)
     cfg = load_section(args.config, "lm", LMConfig)
-    seed = int(read_json(args.config).get("seed", 0))
+    config = read_json(args.config)
+    seed = int(config.get("seed", 0))
     use_threads(args.threads)
     device = resolve_device(args.device)
     open_outdir(args.outdir, argv, "train_lm")
+    text = read_sentences(cfg, args.text, args.eval, config.get("data"))
     with exclusive(args.checkpoint_dir):
-        state = setup(cfg, seed, args.text, args.checkpoint_dir, device)
+        state = setup(cfg, seed, text, args.checkpoint_dir, device)
         with StopSignal() as stop:
             train_loop(cfg, state, args.checkpoint_dir, stop)
     lm_json = save_outputs(cfg, state, args.outdir)
-    print(f"done: {lm_json['steps']} steps on {device}, dev perplexity {lm_json['dev_perplexity']:.2f}", flush=True)
+    print(f"done: {lm_json['steps']} steps on {device}, dev perplexity {lm_json['dev_perplexity']:.2f} "
+          f"(best, step {lm_json['best_step']}; last {lm_json['last_dev_perplexity']:.2f})", flush=True)
     return lm_json
 
 
