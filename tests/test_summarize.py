@@ -97,7 +97,7 @@ def write_stage_files(root, run: str, wer: float) -> dict:
     return {**{k: str(v) for k, v in paths.items()}, "grid": str(root / run / "grid.tsv")}
 
 
-def test_intervals_significance_and_edges(tmp_path) -> None:
+def test_intervals_significance_and_edges(tmp_path, capsys) -> None:
     specs = [("r1", 1, 1.0, 0.10), ("r2", 2, 1.0, 0.14)]
     for run, seed, lmw, wer in specs:
         result = fake_result(run, seed, lmw, wer)
@@ -124,4 +124,11 @@ def test_intervals_significance_and_edges(tmp_path) -> None:
     assert (table.loc[table["aggregate"] == "run", "baseline"] == "r2").all()
     mean = table[(table["aggregate"] == "seed_mean") & (table["stage"] == "rescored")].iloc[0]
     assert float(mean["test_wer_lo"]) <= float(mean["test_wer"]) <= float(mean["test_wer_hi"])
+    capsys.readouterr()
     collect.main(["--summary", str(out)])
+    text = capsys.readouterr().out
+    low, high = (100 * float(r1.at["rescored", f"test_wer_{s}"]) for s in ("lo", "hi"))
+    assert f"{100 * float(r1.at['rescored', 'test_wer']):.2f} [{low:.2f}, {high:.2f}]" in text
+    assert "significance on test (paired bootstrap over utterances; baseline: r2)" in text
+    assert "r1           rescored    rescore.length_weight=max: rescore.length_weight: extend above 1 (try 2)" in text
+    assert "not compared" not in text

@@ -29,13 +29,18 @@ from asrsweep.results.stats import StatsConfig
 from asrsweep.results.table import summarize_results
 
 
+def number(value) -> float | None:
+    """A summary cell as a number, None when it is empty, not a number or NaN."""
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if result != result else result
+
+
 def fmt(value) -> str:
     """A WER as a percentage with two decimals, or '-' when missing."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return "-"
-    return "-" if number != number else f"{100 * number:.2f}"
+    return "-" if number(value) is None else f"{100 * number(value):.2f}"
 
 
 def with_interval(row: pd.Series, split: str) -> str:
@@ -62,11 +67,7 @@ def wide(rows: pd.DataFrame, index: list[str]) -> pd.DataFrame:
 
 def probability(value) -> str:
     """A probability with three decimals, or '' when missing."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return ""
-    return "" if number != number else f"{number:.3f}"
+    return "" if number(value) is None else f"{number(value):.3f}"
 
 
 def significance_lines(runs: pd.DataFrame) -> list[str]:
@@ -81,8 +82,16 @@ def significance_lines(runs: pd.DataFrame) -> list[str]:
                           "p": runs["p_vs_baseline"].map(probability),
                           "P(better than previous stage)": runs["p_improve_prev"].map(probability),
                           "p ": runs["p_vs_prev"].map(probability)})
-    return ["", f"significance on test (paired bootstrap over utterances; baseline: {runs['baseline'].iloc[0]})",
-            table.to_string(index=False)]
+    baseline = runs["baseline"].iloc[0]
+    lines = ["", f"significance on test (paired bootstrap over utterances; baseline: {baseline})",
+             table.to_string(index=False)]
+    # A row with an interval but no test against the baseline could not be paired with it.
+    unpaired = runs[(runs["run"] != baseline) & (runs["test_wer_lo"].map(probability) != "")
+                    & (runs["p_vs_baseline"].map(probability) == "")]
+    if not unpaired.empty:
+        lines.append("not compared with the baseline (other test utterances, or no baseline result): "
+                     + ", ".join(f"{row['run']} {row['stage']}" for _, row in unpaired.iterrows()))
+    return lines
 
 
 def edge_lines(runs: pd.DataFrame) -> list[str]:
