@@ -10,6 +10,7 @@ from snakemake.utils import validate
 from asrsweep.core.common import UserError
 from asrsweep.experiment.validate import schema_path, validate_workflow_config
 from asrsweep.experiment.workflow import SweepIndex, environment_first_on_path, guard
+from asrsweep.results.stats import summary_flags as summary_stats_flags
 
 try:
     validate_workflow_config(config)  # one readable line for a bad key or value
@@ -168,3 +169,9 @@ def experiment_results(wildcards):
 def experiment_file(wildcards):
     """Params function: the experiment file as given on the command line."""
     return str(INDEX.experiments[wildcards.exp].path)
+
+
+@signature_once
+def summary_flags(wildcards):
+    """Params function: summarize's --baseline, --resamples and --seed (the experiment's)."""
+    return summary_stats_flags(INDEX.experiments[wildcards.exp])

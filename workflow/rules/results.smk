@@ -1,13 +1,6 @@
 # The run folders (resolved config, provenance, commands, result.json: one job per experiment),
 # the summary tables and the report. Every leaf result carries its parameters, so the summary
 # only concatenates.
-from asrsweep.results import stats
-
-
-@signature_once
-def summary_flags(wildcards):
-    """Params function: summarize's baseline and bootstrap settings (the experiment's)."""
-    return stats.summary_flags(INDEX.experiments[wildcards.exp])
 
 
 rule write_matrix:
