@@ -180,6 +180,9 @@ def test_edges_name_knob_side_and_the_range_to_extend(tmp_path) -> None:
     found = table_edges(path, {"setting": {"lm_weight": 0.5, "word_score": -1.0, "beam_size": 50}}, "decode")
     assert [(e.label, e.hint) for e in found] == [("decode.word_score=min", "decode.word_score: extend below -1 (try -2)")]
     assert table_edges(tmp_path / "missing.tsv", {"setting": {}}, "decode") == []
+    drawn = [{"lm_weight": str(v), "wer": str(1 - v / 10)} for v in (0.2, 1.1, 2.0, 2.9, 2.95)]  # a random sweep
+    [edge] = find_edges(drawn, {"lm_weight": 2.95}, "decode")
+    assert edge.hint == "decode.lm_weight: extend above 2.95 (try 3.6375)"  # the mean gap, not the last
 
 
 BASELINE_EXPERIMENT = """

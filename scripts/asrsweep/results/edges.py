@@ -75,7 +75,9 @@ def find_edges(rows: list[dict], chosen: dict, prefix: str, swept: list[dict] | 
         elsewhere = [w for row, w in scored if _number(row.get(knob)) != value]
         if elsewhere and here < min(elsewhere):
             side = "min" if value == values[0] else "max"
-            step = values[1] - values[0] if side == "min" else values[-1] - values[-2]
+            # The gap at that end, or the mean gap where it is smaller (a random sweep's draws).
+            gap = values[1] - values[0] if side == "min" else values[-1] - values[-2]
+            step = max(gap, (values[-1] - values[0]) / (len(values) - 1))
             edges.append(Edge(f"{prefix}.{knob}", side, value, step))
     return edges
 
