@@ -216,6 +216,7 @@ def with_statistics(runs, hyps_of, config: StatsConfig, baseline: str | None, ca
 
     Intervals for dev and test; the paired tests on test (the frozen, reported result): each row
     against the baseline run's same stage and against the previous stage of its own run.
+    baseline: a run id (None: the first row's run).
     """
     runs = runs.copy()
     boot, notes, systems = bootstrap_rows(runs, hyps_of, config, cache)
@@ -235,31 +236,36 @@ def with_statistics(runs, hyps_of, config: StatsConfig, baseline: str | None, ca
     if baseline not in set(runs["run"]):
         notes.append(f"baseline {baseline}: no result (yet); p_vs_baseline is left empty")
     runs["baseline"] = baseline
+    return runs, notes + _paired_tests(runs, boot, systems, baseline), boot
+
+
+def _paired_tests(runs, boot: Bootstrap, systems: list[Errors], baseline: str) -> list[str]:
+    """Fill p_improve/p_vs_baseline and p_improve_prev/p_vs_prev of `runs` in place; the notes."""
     where = {(row["run"], row["stage"]): label for label, row in runs.iterrows()}
-    pairs = {"": [], "_prev": []}
-    for label, row in runs.iterrows():
-        pairs[""].append((label, where.get((baseline, row["stage"])) if row["run"] != baseline else None))
-        pairs["_prev"].append((label, where.get((row["run"], PREVIOUS.get(row["stage"])))))
+    against = {
+        ("p_improve", "p_vs_baseline"): {label: where.get((baseline, row["stage"])) for label, row in runs.iterrows()
+                                         if row["run"] != baseline},
+        ("p_improve_prev", "p_vs_prev"): {label: where.get((row["run"], PREVIOUS.get(row["stage"])))
+                                          for label, row in runs.iterrows()}}
     unpaired = []
-    for suffix, todo in pairs.items():
-        mine, other = [], []
-        for label, against in todo:
-            a, b = boot.column.get((label, "test")), boot.column.get((against, "test"))
+    for (improve, p_column), other_of in against.items():
+        labels, pairs = [], []
+        for label, other in other_of.items():
+            a, b = boot.column.get((label, "test")), boot.column.get((other, "test"))
             if a is None or b is None:
                 continue
             if systems[a].utt_ids != systems[b].utt_ids:
                 unpaired.append(f"{runs.loc[label, 'run']} {runs.loc[label, 'stage']}")
                 continue
-            mine.append(label)
-            other.append((a, b))
-        if other:
-            p_improve, p_value = paired(boot.wers, boot.observed, *map(np.array, zip(*other)))
-            runs.loc[mine, f"p_improve{suffix}"] = p_improve
-            runs.loc[mine, "p_vs_baseline" if not suffix else "p_vs_prev"] = p_value
-    if unpaired:
-        notes.append(f"not compared (their test utterances differ from the other system's, so they "
-                     f"cannot be paired): {', '.join(unpaired)}")
-    return runs, notes, boot
+            labels.append(label)
+            pairs.append((a, b))
+        if pairs:
+            mine, theirs = (np.array(side) for side in zip(*pairs))
+            runs.loc[labels, improve], runs.loc[labels, p_column] = paired(boot.wers, boot.observed, mine, theirs)
+    if not unpaired:
+        return []
+    return [f"not compared (their test utterances differ from the other system's, so they cannot be "
+            f"paired): {', '.join(unpaired)}"]
 
 
 def summary_flags(experiment) -> str:
