@@ -123,7 +123,7 @@ def report(table: pd.DataFrame, varied: list[str]) -> str:
     runs = table[table["aggregate"] == "run"]
     if runs.empty:
         raise UserError("summary has no run rows; has the workflow finished any run?")
-    parts = ["WER % [95 % bootstrap interval] (test, settings selected on dev)",
+    parts = ["WER % (test, settings selected on dev) [95 % bootstrap interval]",
              wide(runs, ["run"] + varied).to_string(index=False), "",
              "chosen settings per run"] + settings_lines(runs) + edge_lines(runs) + significance_lines(runs)
     means = table[table["aggregate"] == "seed_mean"]
