@@ -190,6 +190,11 @@ def test_resume_after_sigterm_is_exact_with_an_hf_encoder(setup, tmp_path):
                         weights(tmp_path / "straight" / "ckpt" / "ckpt-8.pt", "model"))
     summary = json.loads((tmp_path / "straight" / "out" / "train.json").read_text())
     assert summary["pretrained"]["model_type"] == "wav2vec2" and len(summary["pretrained"]["sha256"]) == 64
+    model_pt = str(tmp_path / "straight" / "out" / "model.pt")  # fork it under other masking settings
+    fork = trainer(setup, tmp_path / "fork", hf_model(folder, layerdrop=0.0, mask_time_prob=0.0), init_from=model_pt)
+    forked = weights(tmp_path / "straight" / "out" / "model.pt", "state_dict")
+    forked.pop("encoder.masked_spec_embed")  # built by transformers only while masking is on
+    assert_same_weights(fork.model.state_dict(), forked)
 
 
 def test_whisper_and_unknown_models_are_refused_in_one_line(tmp_path):
@@ -213,6 +218,10 @@ def test_a_hub_id_resolves_from_the_cache_only(tmp_path, monkeypatch):
     monkeypatch.delenv("ASRSWEEP_HUB_ONLINE", raising=False)
     with pytest.raises(UserError, match="not in the Hugging Face cache.*ASRSWEEP_HUB_ONLINE=1"):
         resolve("someone/tiny-w2v", "model.pretrained", "exp")
+    monkeypatch.setenv("ASRSWEEP_HUB_ONLINE", "1")
+    with pytest.raises(UserError, match="not in the Hugging Face cache"):  # a job never downloads
+        resolve("someone/tiny-w2v", "model.pretrained", "exp", download=False)
+    monkeypatch.delenv("ASRSWEEP_HUB_ONLINE")
     repo = tmp_path / "models--someone--tiny-w2v"
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text("a" * 40)

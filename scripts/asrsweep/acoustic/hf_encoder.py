@@ -73,7 +73,7 @@ def pretrained_args(cfg, vocab_size: int) -> tuple[dict, dict, dict]:
 
     The encoder's own SpecAugment and layer drop come from `cfg.hf` and override the checkpoint's.
     """
-    folder = resolve_encoder(cfg.pretrained, "model.pretrained", "model")
+    folder = resolve_encoder(cfg.pretrained, "model.pretrained", "model", download=False)  # plan fetched it
     overrides = dict(mask_time_prob=cfg.hf.mask_time_prob, mask_time_length=cfg.hf.mask_time_length,
                      mask_feature_prob=cfg.hf.mask_feature_prob, mask_feature_length=cfg.hf.mask_feature_length,
                      layerdrop=cfg.hf.layerdrop,
@@ -107,6 +107,16 @@ class HFEncoderCTC(nn.Module):
         self.head = nn.Linear(config.hidden_size, vocab_size)
         self.normalize, self.use_mask = normalize, attention_mask
         self.frozen = False  # True: the encoder runs without gradients (train.freeze_encoder_steps)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """transformers builds `masked_spec_embed` only while masking is on: a fork across
+        model.hf masking settings drops it, or keeps this model's own, instead of failing."""
+        key, mine = prefix + "encoder.masked_spec_embed", getattr(self.encoder, "masked_spec_embed", None)
+        if mine is None:
+            state_dict.pop(key, None)
+        elif key not in state_dict:
+            state_dict[key] = mine.detach().clone()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Encoder frames [B] of `lengths` samples [B]."""

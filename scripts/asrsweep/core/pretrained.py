@@ -40,8 +40,13 @@ def looks_like_path(value: str) -> bool:
     return value.startswith(("/", ".", "~")) or value.count("/") > 1 or Path(value).expanduser().exists()
 
 
-def resolve(value: str, setting: str, where: str) -> Path:
-    """The local folder of `value` (a folder, or a hub id from the cache); one-line UserError if absent."""
+def resolve(value: str, setting: str, where: str, download: bool | None = None) -> Path:
+    """The local folder of `value` (a folder, or a hub id from the cache); one-line UserError if absent.
+
+    `download` (default: `hub_online()`) lets a hub id missing from the cache be fetched; jobs pass
+    False, so they read exactly what the expansion found (a later hub revision is never fetched mid-sweep).
+    """
+    download = hub_online() if download is None else download
     if looks_like_path(value):
         folder = Path(value).expanduser()
         if not folder.is_dir():
@@ -52,9 +57,9 @@ def resolve(value: str, setting: str, where: str) -> Path:
     from huggingface_hub.constants import HF_HUB_CACHE
 
     try:
-        return Path(snapshot_download(value, local_files_only=not hub_online()))
+        return Path(snapshot_download(value, local_files_only=not download))
     except Exception as err:  # LocalEntryNotFoundError, RepositoryNotFoundError, network errors
-        how = ("check the id" if hub_online() else
+        how = ("check the id" if download else
                f"download it first (hf download {value}) or set {ONLINE_ENV}=1 to allow downloads")
         raise UserError(f"{where}: {setting}: {value}: not a folder and not in the Hugging Face cache "
                         f"{HF_HUB_CACHE} ({type(err).__name__}); {how}") from None
@@ -70,9 +75,9 @@ def model_type(folder: Path, setting: str, where: str) -> str:
     return str(kind)
 
 
-def resolve_encoder(value: str, setting: str, where: str) -> Path:
+def resolve_encoder(value: str, setting: str, where: str, download: bool | None = None) -> Path:
     """`resolve`, then check the folder holds an encoder `model.encoder: hf` supports."""
-    folder = resolve(value, setting, where)
+    folder = resolve(value, setting, where, download)
     kind = model_type(folder, setting, where)
     if kind in REFUSED_TYPES:
         raise UserError(f"{where}: {setting}: {value}: model type {kind}: {REFUSED_TYPES[kind]}")
