@@ -141,17 +141,16 @@ def estimate(sentences: Iterable[str], order: int, fallback=FALLBACK_DISCOUNTS) 
         probs.append(level)
     probs[0][(1,)] = 1.0  # <s>: scored as certain, like lmplz, so it never costs anything
     orders = []
+    log10 = math.log10
     for k, level in enumerate(probs, start=1):
-        nxt = stats[k] if k < order else {}
-        orders.append({g: (min(0.0, math.log10(p)), _backoff(g, nxt)) for g, p in level.items()})
+        bo = _backoffs(stats[k] if k < order else {})
+        orders.append({g: (min(0.0, log10(p)), bo.get(g, 0.0)) for g, p in level.items()})
     return NgramModel(vocab=vocab, orders=orders, discounts=discounts)
 
 
-def _backoff(gram: tuple[int, ...], next_stats: dict[tuple, tuple[float, float]]) -> float:
-    """log10 gamma of `gram` as a context; 0 when it ends in <unk>/</s> or is no context."""
-    if gram[-1] in (0, 2) or gram not in next_stats:
-        return 0.0
-    return math.log10(next_stats[gram][1])
+def _backoffs(next_stats: dict[tuple, tuple[float, float]]) -> dict[tuple, float]:
+    """log10 gamma of every context of the next order; one ending in <unk>/</s> keeps 0 (absent)."""
+    return {ctx: math.log10(gamma) for ctx, (_, gamma) in next_stats.items() if ctx and ctx[-1] not in (0, 2)}
 
 
 def write_arpa(model: NgramModel, path: str | Path) -> None:
@@ -164,10 +163,15 @@ def write_arpa(model: NgramModel, path: str | Path) -> None:
             out.write(f"ngram {k}={len(level)}\n")
         for k, level in enumerate(model.orders, start=1):
             out.write(f"\n\\{k}-grams:\n")
-            for gram in sorted(level):
-                prob, bo = level[gram]
-                words = " ".join(vocab[i] for i in gram)
-                out.write(f"{prob:.8g}\t{words}\t{bo:.8g}\n" if k < top else f"{prob:.8g}\t{words}\n")
+            word = vocab.__getitem__
+            grams = sorted(level)
+            for start in range(0, len(grams), 65536):  # one write per chunk of lines
+                chunk = grams[start:start + 65536]
+                if k < top:
+                    lines = [f"{level[g][0]:.8g}\t{' '.join(map(word, g))}\t{level[g][1]:.8g}\n" for g in chunk]
+                else:
+                    lines = [f"{level[g][0]:.8g}\t{' '.join(map(word, g))}\n" for g in chunk]
+                out.write("".join(lines))
         out.write("\n\\end\\\n")
 
 
