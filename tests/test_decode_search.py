@@ -44,6 +44,8 @@ def test_rung_sizes_grow_by_eta_and_end_on_all_of_dev():
     assert rung_sizes(10, 0.3, 3) == [3, 9, 10]
     assert rung_sizes(5, 1.0, 2) == [5]
     assert rung_sizes(3, 0.01, 2) == [1, 2, 3]  # at least one utterance, no empty rung
+    empty = successive_halving(GRID[:2], [], Planted(), eta=2, first_share=0.5, seed=0)
+    assert [f.share for f in empty] == [1.0, 1.0]  # an empty dev is all of dev
 
 
 def test_halving_keeps_the_planted_best_and_decodes_less():

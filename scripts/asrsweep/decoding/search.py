@@ -80,7 +80,7 @@ def successive_halving(settings: list[Setting], refs: list[str], decode: Decode,
             utts = order[:size]
             seconds = (results[i].seconds if results[i] else 0.0) + secs
             results[i] = Scored(settings[i], score([refs[u] for u in utts], [hyps[i][u] for u in utts]),
-                                seconds, round(size / len(refs), 6))
+                                seconds, round(size / len(refs), 6) if refs else 1.0)
         done = size
         ranked = sorted(((i, results[i]) for i in alive), key=rank_key)
         alive = sorted(i for i, _ in ranked[:max(1, math.ceil(len(ranked) / eta))])
