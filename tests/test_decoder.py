@@ -64,9 +64,7 @@ def write_world(tmp_path):
     lexicon.write_text("".join(lines), encoding="utf-8")
     arpa = tmp_path / "lm.arpa"
     write_arpa(estimate(LM_TEXT, 3), arpa)
-    text = tmp_path / "lm.txt"
-    text.write_text("".join(line + "\n" for line in LM_TEXT), encoding="utf-8")
-    write_token_lm(WorldTokens(), [text], arpa_order(arpa), tmp_path / "tokens.arpa")
+    write_token_lm(WorldTokens(), LM_TEXT, arpa_order(arpa), tmp_path / "tokens.arpa")
     return lexicon, arpa, tokens
 
 

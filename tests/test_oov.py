@@ -11,7 +11,8 @@ import pytest
 from asrsweep.decoding import train_ngram
 from asrsweep.decoding.decode_frozen import main as decode_frozen
 from asrsweep.decoding.kneser_ney import estimate, write_arpa
-from asrsweep.decoding.make_lexicon import arpa_order, arpa_unigrams, build_lexicon, piece_sentences
+from asrsweep.decoding.make_lexicon import (arpa_order, arpa_unigrams, build_lexicon, piece_sentences,
+                                            word_lm_sentences)
 from asrsweep.decoding.scoring import oov_rate
 from asrsweep.results.table import METRICS, run_rows
 from test_decode_sweep import common_flags, run_sweep, world  # noqa: F401  (fixture)
@@ -49,11 +50,16 @@ def test_lexicon_covers_every_lm_text_word(tmp_path):
     assert {"the", "cat", "sat", "dog", "a", "zebra", "grazed"} <= lexicon and not skipped
     assert oov_rate(["a zebra sat", "the gnu"], lexicon - {"<unk>"})["oov"] == 1
     assert arpa_order(arpa) == 2
+    # The token n-gram of lexicon_free sees the same sentences as the word LM (ngram.text too).
+    (tmp_path / "dev.tsv").write_text("utt_id\ttext\nd1\ta zebra grazed\n", encoding="utf-8")
+    text = word_lm_sentences(tmp_path / "lm.txt", config, [tmp_path / "dev.tsv"])
+    assert text == ["the cat sat", "the dog", "the cat sat"]  # the dev sentence is dropped
+    assert word_lm_sentences(tmp_path / "lm.txt", config, []) == ["the cat sat", "the dog", "a zebra grazed", "the cat sat"]
+    assert word_lm_sentences(tmp_path / "lm.txt", None, []) == ["the cat sat", "the dog"]
 
 
 def test_token_lm_text_is_pieces(tmp_path):
-    (tmp_path / "t.txt").write_text("ab c\n\n", encoding="utf-8")
-    assert list(piece_sentences(SentenceTokens(), [tmp_path / "t.txt"])) == ["\u2581 a b \u2581 c"]
+    assert list(piece_sentences(SentenceTokens(), ["ab c", ""])) == ["\u2581 a b \u2581 c"]
     write_arpa(estimate(["a b"], 3), tmp_path / "x.arpa")
     assert arpa_order(tmp_path / "x.arpa") == 3
 

@@ -30,17 +30,20 @@ rule make_lexicon:
         tokens=upstream("lexicon", "tokenizer", "tokens.txt"),
         arpa=upstream("lexicon", "ngram", "lm.arpa"),
         text=upstream("lexicon", "data", "lm.txt"),
+        eval=upstream("lexicon", "data", "dev.tsv", "test.tsv"),
     output:
         lexicon=stage_path("lexicon", "lexicon.txt"),
         token_lm=stage_path("lexicon", "tokens.arpa"),
     params:
         tokenizer=upstream("lexicon", "tokenizer"),
+        ngram_config=upstream("lexicon", "ngram", "config.json"),
         outdir=stage_dir("lexicon"),
     log:
         log_path("make_lexicon"),
     shell:
         "python -m asrsweep.decoding.make_lexicon --tokenizer {params.tokenizer} --arpa {input.arpa}"
-        " --text {input.text} --outdir {params.outdir} > {log} 2>&1"
+        " --text {input.text} --ngram-config {params.ngram_config} --eval {input.eval}"
+        " --outdir {params.outdir} > {log} 2>&1"
 
 
 rule decode_sweep:
