@@ -137,6 +137,14 @@ def test_gradient_checkpointing_is_switched_on_and_trains(setup, tmp_path):
     assert not trainer(setup, tmp_path / "off").model.encoder.is_activation_checkpointing
 
 
+def test_bf16_autocast_trains_the_hf_encoder(setup, tmp_path):
+    """train.precision bf16 (the GPU default under auto) through the HF encoder; here on CPU autocast."""
+    t = trainer(setup, tmp_path, precision="bf16")
+    assert t.dtype == torch.bfloat16
+    assert 0 < t.train_step([0, 1]) < float("inf")
+    assert t.evaluate()[0] > 0
+
+
 def test_freeze_encoder_steps_train_the_head_only_then_everything(setup, tmp_path):
     t = trainer(setup, tmp_path, freeze_encoder_steps=2, max_steps=3, warmup_steps=0)
     snapshot = lambda part: {k: v.clone() for k, v in getattr(t.model, part).state_dict().items()}  # noqa: E731
