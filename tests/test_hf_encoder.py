@@ -299,3 +299,17 @@ def test_waveform_features_store_the_samples(tmp_path):
     config.write_text(json.dumps({"features": {"type": "mfcc"}}))
     with pytest.raises(UserError, match="features.type"):
         compute_features(["--config", str(config), "--data", str(data), "--outdir", str(tmp_path / "h")])
+
+
+def test_waveform_features_key_ignores_mel_settings(tmp_path):
+    """Waveforms are samples as they are: changing features.n_mels must not recompute them."""
+    from asrsweep.experiment.sweep import load_experiment
+
+    model = tiny_encoder(tmp_path / "model")
+
+    def features_key(n_mels: int) -> str:
+        exp = tmp_path / f"exp{n_mels}.yaml"
+        exp.write_text(f"controls: {{features.n_mels: {n_mels}, model.encoder: hf, model.pretrained: {model}}}\n")
+        return load_experiment(exp).runs[0].keys["features"]
+
+    assert features_key(40) == features_key(80)

@@ -204,6 +204,8 @@ def stage_config(config: dict, stage: str) -> dict:
     view = {s: config[s] for s in sections if s in config}
     if isinstance(view.get("data"), dict):
         view["data"] = data_read(view["data"])
+    if isinstance(view.get("features"), dict) and view["features"].get("type") == "waveform":
+        view["features"] = {"type": "waveform"}  # samples as they are: no mel settings read
     return view
 
 
