@@ -132,3 +132,13 @@ def test_intervals_significance_and_edges(tmp_path, capsys) -> None:
     assert "significance on test (paired bootstrap over utterances; baseline: r2)" in text
     assert "r1           rescored    rescore.length_weight=max: rescore.length_weight: extend above 1 (try 2)" in text
     assert "not compared" not in text
+    again = tmp_path / "again.tsv"
+    summarize.main(["--runs", str(tmp_path / "runs"), "--out", str(again), "--resamples", "500", "--baseline", "r2"])
+    assert again.read_text() == out.read_text()  # seeded: the same numbers
+    summarize.main(["--runs", str(tmp_path / "runs"), "--out", str(again), "--resamples", "500", "--seed", "1"])
+    other = pd.read_csv(again, sep="\t", keep_default_na=False)  # the default baseline: the first run
+    assert other["baseline"].iloc[0] == "r1"
+    assert (other["test_wer_lo"] != table["test_wer_lo"]).any() or (other["test_wer_hi"] != table["test_wer_hi"]).any()
+    with pytest.raises(SystemExit) as stop:
+        summarize.main(["--runs", str(tmp_path / "runs"), "--out", str(again), "--resamples", "0"])
+    assert stop.value.code == 2
