@@ -49,7 +49,7 @@ def unescape(field: str) -> str:
             raise ValueError(f"backslash followed by {match.group(1)!r} (a literal backslash is written \\\\)")
         return UNESCAPES[match.group(1)]
 
-    return _ESCAPED.sub(one, field)
+    return _ESCAPED.sub(one, field) if "\\" in field else field  # most fields hold no escape
 
 
 def tsv_text(columns: Sequence[str], rows: Iterable[Mapping]) -> str:
