@@ -218,6 +218,21 @@ def test_a_pretrained_folder_enters_the_lm_key(tiny_lm, tmp_path):
     assert plain.keys["lm"] != with_lm.keys["lm"] and plain.keys["ngram"] == with_lm.keys["ngram"]
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_pretrained_lm_fine_tunes_and_scores_on_the_gpu(tiny_lm, tmp_path):
+    config, text = files(tmp_path, pretrained=str(tiny_lm), **FINE)
+    lm_json = train_lm.main(["--config", str(config), "--text", str(text), "--outdir", str(tmp_path / "lm"),
+                             "--checkpoint-dir", str(tmp_path / "ck"), "--device", "cuda"])
+    assert lm_json["device"] == "cuda" and math.isfinite(lm_json["dev_perplexity"])
+    hyps = ["the red cat sat on the mat", "the old dog"]
+    out = tmp_path / "gpu-scores"
+    score_lm.main(["--lm", str(tmp_path / "lm"), "--nbest", str(nbest(tmp_path, hyps)), "--outdir", str(out),
+                   "--device", "cuda"])
+    got = [float(line.split("\t")[2]) for line in (out / "dev.tsv").read_text().splitlines()[1:]]
+    assert got == pytest.approx(scores(tmp_path, tmp_path / "lm", hyps), abs=1e-2)  # CUDA kernels vs CPU
+
+
 @pytest.mark.slow
 def test_smoke_run_with_a_pretrained_lm_and_ngram_text(tiny_lm, tmp_path):
     """One smoke-sized experiment through real snakemake: lm.pretrained + ngram.text (.gz)."""
