@@ -121,3 +121,14 @@ def test_alignment_marks_substitutions_insertions_and_deletions() -> None:
     assert report_html.alignment("a b", "").count("class='w D'") == 2
     assert report_html.alignment("", "a").count("class='w I'") == 1
     assert "&lt;" in report_html.alignment("<unk>", "<unk>")
+
+
+def test_surfaces_use_only_rows_scored_on_all_of_dev():
+    """After a halving search, sweep.tsv also holds settings scored on a share of dev."""
+    import pandas as pd
+
+    from asrsweep.results.report import dev_rows
+
+    table = pd.DataFrame({"split": ["dev", "dev", "test"], "dev_share": [0.25, 1.0, 1.0], "wer": [0.1, 0.2, 0.3]})
+    assert dev_rows(table)["wer"].tolist() == [0.2]
+    assert dev_rows(table.drop(columns="dev_share"))["wer"].tolist() == [0.1, 0.2]

@@ -61,7 +61,10 @@ def unique_paths(results: list[dict], key: str) -> list[tuple[dict, Path]]:
 
 
 def dev_rows(table: pd.DataFrame) -> pd.DataFrame:
-    return table[table["split"] == "dev"] if "split" in table.columns else table
+    """The rows scored on all of dev (a halving search also scores settings on shares of it)."""
+    if "split" in table.columns:
+        table = table[table["split"] == "dev"]
+    return table[table["dev_share"] == 1.0] if "dev_share" in table.columns else table
 
 
 def edge_of(summary: pd.DataFrame, run: str, stage: str) -> str:
