@@ -40,7 +40,7 @@ def demo_world(demo: Path, order: int) -> tuple[dict, list]:
     arpa = next(p / "lm.arpa" for p in sorted((demo / "ngram").iterdir())
                 if json.loads((p / "config.json").read_text())["ngram"]["order"] == order)
     lexicon = next(p / "lexicon.txt" for p in sorted((demo / "lexicon").iterdir())
-                   if str(arpa) in (p / "command.sh").read_text())
+                   if f"/ngram/{arpa.parent.name}/" in (p / "command.sh").read_text())
     tokens = next((demo / "tokenizer").glob("*/tokens.txt"))
     emissions = next((demo / "emissions").glob("*/dev.pt")).parent
     paths = {"lexicon": lexicon, "arpa": arpa, "tokens": tokens, "emissions": emissions}
