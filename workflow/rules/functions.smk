@@ -1,0 +1,97 @@
+# Named input, params and resource functions of the rules (one per thing a job needs from the
+# index). Logic lives in the asrsweep package; these only look things up for a job's wildcards.
+import shlex
+
+
+def write_config(stage):
+    """Params function: the command that writes the job's `--config` file, <folder>/config.json.
+
+    Part of the job's own shell command (not a job of its own: a 1,000-run sweep would
+    otherwise schedule thousands of one-line jobs). The job reads the experiment file itself,
+    so the command stays one short line; the key in the folder name pins the config.
+    """
+
+    def _command(wildcards):
+        folder = INDEX.stage_dir(wildcards.exp, stage, wildcards.key)
+        experiment = shlex.quote(str(INDEX.experiments[wildcards.exp].path))
+        return (f"python -m asrsweep.experiment.write_config --experiment {experiment} "
+                f"--stage {stage} --key {wildcards.key} --out {folder}/config.json")
+
+    _command.__name__ = f"write_{stage}_config"
+    return signature_once(_command)
+
+
+def checkpoint_dir(stage):
+    """Params function: R/E/checkpoints/<stage>-<key>, outside every declared output.
+
+    Acoustic training uses the run's `checkpoints` key (see `assign_checkpoint_keys`), so a
+    raised step budget continues from the checkpoints of the shorter training.
+    """
+
+    def _dir(wildcards):
+        run = INDEX.any_run(wildcards.exp, stage, wildcards.key)
+        key = run.keys["checkpoints"] if stage == "train" else wildcards.key
+        return f"{RESULTS}/{wildcards.exp}/checkpoints/{stage}-{key}"
+
+    _dir.__name__ = f"checkpoints_of_{stage}"
+    return signature_once(_dir)
+
+
+def mem_by_attempt(base_mb):
+    """Resource function: each retry asks for more memory (an out-of-memory kill retries bigger)."""
+
+    def _mem(wildcards, attempt):
+        return base_mb * attempt
+
+    return signature_once(_mem)
+
+
+@signature_once
+def data_step(wildcards):
+    """The step that prepares the corpus: the generated demo, or the ingestion of a real one."""
+    source = INDEX.any_run(wildcards.exp, "data", wildcards.key).config["data"]["source"]
+    return "prepare_demo" if source == "demo" else "prepare_corpus"
+
+
+@signature_once
+def train_launcher(wildcards, resources):
+    """`python -m` on one device; torchrun (DDP, one process per GPU) when given several GPUs."""
+    if resources.gpu > 1:
+        return f"torchrun --standalone --nproc_per_node {resources.gpu} -m"
+    return "python -m"
+
+
+@signature_once
+def sweep_shards(wildcards):
+    """All shard tables of a decoder sweep (decode.sweep.shards jobs)."""
+    count = INDEX.any_run(wildcards.exp, "decode", wildcards.key).config["decode"]["sweep"]["shards"]
+    folder = INDEX.stage_dir(wildcards.exp, "decode", wildcards.key)
+    return [f"{folder}/shards/{i}-of-{count}.tsv" for i in range(count)]
+
+
+def decoder_inputs(stage):
+    """Inputs every decoding job of `stage` reads: emissions, lexicon, n-gram, tokens."""
+    return dict(
+        emissions=upstream(stage, "emissions", "dev.pt", "test.pt"),
+        lexicon=upstream(stage, "lexicon", "lexicon.txt"),
+        arpa=upstream(stage, "ngram", "lm.arpa"),
+        tokens=upstream(stage, "tokenizer", "tokens.txt"),
+    )
+
+
+@signature_once
+def experiment_results(wildcards):
+    """The leaf results of every run of an experiment (what run_result gathers)."""
+    return INDEX.result_inputs(wildcards.exp)
+
+
+@signature_once
+def experiment_file(wildcards):
+    """Params function: the experiment file as given on the command line."""
+    return str(INDEX.experiments[wildcards.exp].path)
+
+
+@signature_once
+def summary_flags(wildcards):
+    """Params function: summarize's --baseline, --resamples and --seed (the experiment's)."""
+    return summary_stats_flags(INDEX.experiments[wildcards.exp])
