@@ -269,7 +269,8 @@ def derive(config: dict, where: str) -> dict:
     if kind not in ("auto", wanted):
         raise UserError(f"{where}: features.type: {kind} does not suit model.encoder {encoder}; "
                         f"use {wanted} or auto")
-    return deep_merge(config, {"features": {"type": wanted}})
+    # `config` is this run's own fresh merge: only the features section needs a new mapping.
+    return {**config, "features": {**config.get("features", {}), "type": wanted}}
 
 
 def check_unique_ids(runs: list[Run], path: Path) -> None:
