@@ -1,6 +1,6 @@
 """Shared plumbing for the step CLIs: user errors, atomic writes, strict config sections.
 
-Not a step itself; every `python -m asrsweep.<step>` imports it.
+Not a step itself; every `python -m asrsweep.<stage>.<step>` imports it.
 """
 
 from __future__ import annotations
