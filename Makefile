@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
-# Jobs run `python -m asrsweep.<step>`: they must find the project's environment first.
+# Jobs run `python -m asrsweep.<stage>.<step>`: they must find the project's environment first.
 export PATH := $(BIN):$(PATH)
 export HF_HUB_OFFLINE := 1
 export PYTHONUNBUFFERED := 1

@@ -20,7 +20,7 @@ try:
 except UserError as err:
     sys.exit(f"error: {err}")
 
-# Jobs run `python -m asrsweep.<step>`: they must find this environment's python first (SLURM
+# Jobs run `python -m asrsweep.<stage>.<step>`: they must find this environment's python first (SLURM
 # jobs inherit PATH through sbatch --export=ALL), never depending on an activated venv.
 environment_first_on_path()
 RESULTS = config["results"]

@@ -60,6 +60,7 @@ rule rescore:
         grid=stage_path("rescore", "grid.tsv"),
         best=stage_path("rescore", "best_on_dev.json"),
         test=stage_path("rescore", "test.json"),
+        hyps=[stage_path("rescore", f"hyps_{split}.tsv") for split in ("dev", "test")],
     params:
         write_config=write_config("rescore"),
         nbest=upstream("rescore", "nbest"),

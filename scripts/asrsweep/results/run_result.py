@@ -1,4 +1,6 @@
-"""Write every run folder of an experiment: `python -m asrsweep.results.run_result --experiment config/experiments/demo.yaml --runs-dir results/demo/runs`.
+"""python -m asrsweep.results.run_result --experiment config/experiments/demo.yaml --runs-dir results/demo/runs
+
+Write every run folder of an experiment.
 
 One job per experiment (not per run: a 1,000-run sweep would otherwise schedule 1,000 jobs
 that each take a fraction of a second). --runs-dir is <results>/<experiment>/runs; the stage
@@ -148,7 +150,7 @@ def run(argv: list[str] | None = None) -> None:
         for (exp, run_id), run_dir in index.run_dirs().items():
             spec = index.run(exp, run_id)
             stages = index.stages(exp, run_id)
-            # The fingerprints of the files the config names (corpus, init_from) pin the inputs.
+            # The fingerprints of the files the config names (PATH_SETTINGS of sweep) pin the inputs.
             write_run(built / run_dir.name, exp, run_id, spec.config, spec.values, stages,
                       {**prov, "inputs": spec.inputs, "corpus": corpus_of(stages, spec.config)})
     except BaseException:
