@@ -150,7 +150,7 @@ def test_frame_rows_with_audio_bytes(tmp_path):
     entries = sources.entries_from_frame(frame, "validation", tmp_path)
     assert [e.utt_id for e in entries] == ["dev-000000", "dev-000001"]
     assert isinstance(entries[0].audio, bytes) and entries[1].audio == str(tmp_path / "x.wav")
-    row, reason = pc.convert((entries[0], "one", str(tmp_path / "o" / "audio"), 0.1, 10.0))
+    row, reason = pc.convert((entries[0], "one", str(tmp_path / "o" / "audio"), 0.1, 10.0, "audio", False))
     assert reason is None and row["speaker"] == "a" and soundfile.info(str(tmp_path / "o" / row["audio"])).samplerate == 16000
 
 

@@ -2,7 +2,30 @@
 # shared by every run that uses it. Each job first writes its --config into its own folder.
 
 
+rule prepare_data_shard:
+    output:
+        stage_path("data", "shards/{shard}-of-{shards}/part.json"),
+    params:
+        write_config=write_config("data"),
+        outdir=stage_dir("data"),
+    log:
+        f"{RESULTS}/{{exp}}/logs/prepare_data_shard/{{key}}-{{shard}}-of-{{shards}}.log",
+    benchmark:
+        f"{RESULTS}/{{exp}}/benchmarks/prepare_data_shard/{{key}}-{{shard}}-of-{{shards}}.tsv"
+    threads: THREADS
+    resources:
+        mem_mb=mem_by_attempt(4000),
+        runtime=60,
+    shell:
+        "({params.write_config} && python -m asrsweep.data.prepare_corpus"
+        " --config {params.outdir}/config.json --outdir {params.outdir}"
+        " --shard {wildcards.shard} --num-shards {wildcards.shards}) > {log} 2>&1"
+
+
+# data.shards > 1 (a real corpus): the shard jobs above convert, this job merges (--merge).
 rule prepare_data:
+    input:
+        data_shards,
     output:
         train=stage_path("data", "train.tsv"),
         dev=stage_path("data", "dev.tsv"),
@@ -12,6 +35,7 @@ rule prepare_data:
     params:
         write_config=write_config("data"),
         step=data_step,
+        merge=data_merge_flags,
         outdir=stage_dir("data"),
     log:
         log_path("prepare_data"),
@@ -23,7 +47,7 @@ rule prepare_data:
         runtime=60,
     shell:
         "({params.write_config} && python -m asrsweep.data.{params.step}"
-        " --config {params.outdir}/config.json --outdir {params.outdir}) > {log} 2>&1"
+        " --config {params.outdir}/config.json --outdir {params.outdir}{params.merge}) > {log} 2>&1"
 
 
 rule compute_features:

@@ -53,6 +53,27 @@ def data_step(wildcards):
     return "prepare_demo" if source == "demo" else "prepare_corpus"
 
 
+def _data_shard_count(wildcards):
+    """data.shards of a real corpus; 1 (one job, no merge) for the generated demo."""
+    data = INDEX.any_run(wildcards.exp, "data", wildcards.key).config["data"]
+    return 1 if data["source"] == "demo" else data["shards"]
+
+
+@signature_once
+def data_shards(wildcards):
+    """Input function: the part.json of every data shard job; none when the corpus is one job."""
+    count = _data_shard_count(wildcards)
+    folder = INDEX.stage_dir(wildcards.exp, "data", wildcards.key)
+    return [f"{folder}/shards/{i}-of-{count}/part.json" for i in range(count)] if count > 1 else []
+
+
+@signature_once
+def data_merge_flags(wildcards):
+    """Params function: ` --merge --num-shards N` for a sharded corpus, else nothing."""
+    count = _data_shard_count(wildcards)
+    return f" --merge --num-shards {count}" if count > 1 else ""
+
+
 @signature_once
 def train_launcher(wildcards, resources):
     """`python -m` on one device; torchrun (DDP, one process per GPU) when given several GPUs."""

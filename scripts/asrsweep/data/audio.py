@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import io
 import math
 import re
@@ -76,20 +77,26 @@ class DataConfig:
     test_fraction: float = 0.1
     split_by: str = "speaker"  # speaker | utterance
     workers: int = 2
+    shards: int = 1  # real corpora: conversion jobs (prepare_corpus --shard), merged by one job
+    copy_audio: bool = False  # True: 16 kHz mono WAV/FLAC is copied too, not referenced in place
 
     def as_dict(self) -> dict:
         """Plain-dict form, for report.json."""
         return asdict(self)
 
 
-def parse_data_step(module: str, doc: str, argv: list[str] | None) -> tuple[argparse.Namespace, Path, DataConfig]:
-    """Flags of a data step (`--config`, `--outdir`) -> (args, the created outdir, section `data`).
+def parse_data_step(module: str, doc: str, argv: list[str] | None,
+                    add_flags=None) -> tuple[argparse.Namespace, Path, DataConfig]:
+    """Flags of a data step (`--config`, `--outdir`, and what `add_flags(parser)` adds) ->
+    (args, the created outdir, section `data`).
 
     Shared by prepare_demo and prepare_corpus; `doc` is the step's module docstring.
     """
     parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.split("\n\n")[1])
     parser.add_argument("--config", required=True, help="stage config.json with section `data`")
     parser.add_argument("--outdir", required=True, help="output folder (R/E/data/<k>)")
+    if add_flags is not None:
+        add_flags(parser)
     args = parser.parse_args(argv)
     outdir = open_outdir(args.outdir, argv)
     return args, outdir, load_section(args.config, "data", DataConfig)
@@ -150,6 +157,23 @@ def read_audio(source: str | Path | bytes) -> tuple[np.ndarray, int]:
     handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else str(source)
     data, rate = soundfile.read(handle, dtype="float32", always_2d=True)
     return data.mean(axis=1), int(rate)
+
+
+def is_target_format(path: str | Path) -> bool:
+    """Whether the file at `path` is already what the steps read: a 16 kHz mono WAV or FLAC."""
+    import soundfile
+
+    info = soundfile.info(str(path))
+    return info.format in ("WAV", "FLAC") and info.samplerate == TARGET_RATE and info.channels == 1
+
+
+def file_sha1(path: str | Path) -> str:
+    """Hex SHA-1 of a file's bytes (read in 1 MiB blocks)."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_wav16k(path: str | Path, audio: np.ndarray) -> None:
