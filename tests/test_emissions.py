@@ -7,6 +7,8 @@ import sys
 
 import torch
 
+from asrsweep.data.feature_store import FeatureStore
+
 from test_train import fake_corpus, run_cli, train_argv, write_config
 
 
@@ -21,11 +23,11 @@ def test_emissions_shapes_and_log_softmax(tmp_path):
     assert result.returncode == 0, result.stderr
     tokens = (corpus["tokenizer"] / "tokens.txt").read_text().splitlines()
     for split in ("dev", "test"):
-        feats = torch.load(corpus["features"] / f"{split}.pt", weights_only=False)
+        feats = FeatureStore(corpus["features"], split)
         em = torch.load(out / f"{split}.pt", weights_only=False)
-        assert em["utt_ids"] == feats["utt_ids"] and em["texts"] == feats["texts"]
+        assert em["utt_ids"] == feats.utt_ids and em["texts"] == feats.texts
         assert em["tokens"] == tokens
-        for lp, f in zip(em["logprobs"], feats["feats"]):
+        for lp, f in zip(em["logprobs"], feats):
             assert lp.dtype == torch.float16 and lp.shape == (-(-f.shape[0] // 4), len(tokens))
             sums = lp.float().exp().sum(-1)
             assert torch.allclose(sums, torch.ones_like(sums), atol=1e-2)

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from asrsweep.core.common import UserError
+from asrsweep.data.feature_store import FeatureStore, write_split
 from test_train import TINY_TRAIN, assert_same_weights, fake_corpus, run_cli, weights
 
 FAMILIES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
@@ -43,10 +44,12 @@ def wave_corpus(root: Path) -> dict:
     corpus = fake_corpus(root, n_train=12, n_dev=4)
     gen = torch.Generator().manual_seed(1)
     for split in ("train", "dev", "test"):
-        path = corpus["features"] / f"{split}.pt"
-        blob = torch.load(path, weights_only=False)
-        blob["feats"] = [0.1 * torch.randn(3000 + 700 * len(t), 1, generator=gen) for t in blob["texts"]]
-        torch.save(blob, path)
+        store = FeatureStore(corpus["features"], split)
+        rows = [{"utt_id": u, "text": t, "speaker": s} for u, t, s in zip(store.utt_ids, store.texts, store.speakers)]
+        for old in corpus["features"].glob(f"{split}-*.npy"):
+            old.unlink()
+        write_split(corpus["features"], split, rows,
+                    [0.1 * torch.randn(3000 + 700 * len(t), 1, generator=gen) for t in store.texts], shard_mb=0.02)
     return corpus
 
 
@@ -289,13 +292,13 @@ def test_waveform_features_store_the_samples(tmp_path):
     config = tmp_path / "c.json"
     config.write_text(json.dumps({"features": {"type": "waveform"}}))
     compute_features(["--config", str(config), "--data", str(data), "--outdir", str(tmp_path / "f")])
-    blob = torch.load(tmp_path / "f" / "train.pt", weights_only=False)
+    store = FeatureStore(tmp_path / "f", "train")
     expected, _ = sf.read(tmp_path / "train1.wav", dtype="float32")
-    assert blob["feats"][1].shape == (3200, 1) and blob["feats"][1].dtype == torch.float32
-    assert torch.equal(blob["feats"][1][:, 0], torch.from_numpy(expected))
+    assert store[1].shape == (3200, 1) and store[1].dtype == torch.float32
+    assert torch.equal(store[1][:, 0], torch.from_numpy(expected))
     config.write_text(json.dumps({"features": {"type": "auto", "n_mels": 8}}))  # unresolved: log-mels
     compute_features(["--config", str(config), "--data", str(data), "--outdir", str(tmp_path / "g")])
-    assert torch.load(tmp_path / "g" / "train.pt", weights_only=False)["feats"][1].shape[1] == 8
+    assert FeatureStore(tmp_path / "g", "train")[1].shape[1] == 8
     config.write_text(json.dumps({"features": {"type": "mfcc"}}))
     with pytest.raises(UserError, match="features.type"):
         compute_features(["--config", str(config), "--data", str(data), "--outdir", str(tmp_path / "h")])

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from asrsweep.data.feature_store import FeatureStore, write_split
+
 WORDS = "yes no up down left right go stop one two three four".split()
 TINY_MODEL = {"encoder": "conformer", "dim": 16, "layers": 1, "heads": 2, "ff_mult": 2,
               "conv_kernel": 3, "subsampling": 4, "dropout": 0.1}
@@ -20,7 +22,7 @@ TINY_TRAIN = {"max_steps": 6, "batch_frames": 1200, "lr": 3e-3, "warmup_steps": 
 
 
 def fake_corpus(root: Path, n_train: int = 24, n_dev: int = 6, n_mels: int = 8, seed: int = 0) -> dict:
-    """Write data/train.tsv, features/{train,dev,test}.pt and tokenizer/ under `root`; return paths."""
+    """Write data/train.tsv, the feature store features/{train,dev,test} and tokenizer/ under `root`; return paths."""
     rng, gen = random.Random(seed), torch.Generator().manual_seed(seed)
     data, feats_dir = root / "data", root / "features"
     data.mkdir(parents=True, exist_ok=True)
@@ -30,8 +32,8 @@ def fake_corpus(root: Path, n_train: int = 24, n_dev: int = 6, n_mels: int = 8, 
         texts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 3))) for _ in range(n)]
         ids = [f"{split}{i:03d}" for i in range(n)]
         feats = [torch.randn(40 + 12 * len(t), n_mels, generator=gen).half() for t in texts]
-        torch.save({"utt_ids": ids, "texts": texts, "speakers": ["s"] * n, "feats": feats},
-                   feats_dir / f"{split}.pt")
+        write_split(feats_dir, split, [{"utt_id": u, "text": t, "speaker": "s"} for u, t in zip(ids, texts)],
+                    feats, shard_mb=0.001)  # ~1 kB shards: several per split, so reads cross shards
         if split == "train":
             rows += [f"{u}\tx.wav\t{t}\ts\t1.0" for u, t in zip(ids, texts)]
     (data / "train.tsv").write_text("\n".join(rows) + "\n")
@@ -183,9 +185,9 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(corpus, tmp_path):
     assert run_cli(train_argv(corpus, config, tmp_path)).returncode == 0
     bad = tmp_path / "features"
     __import__("shutil").copytree(corpus["features"], bad)
-    blob = torch.load(bad / "train.pt", weights_only=False)
-    blob["feats"] = [torch.full_like(f, float("inf")) for f in blob["feats"]]
-    torch.save(blob, bad / "train.pt")
+    store = FeatureStore(bad, "train")
+    rows = [{"utt_id": u, "text": t, "speaker": s} for u, t, s in zip(store.utt_ids, store.texts, store.speakers)]
+    write_split(bad, "train", rows, [torch.full_like(f, float("inf")) for f in store], shard_mb=1)
     argv = train_argv({**corpus, "features": bad}, write_config(tmp_path / "c.json", max_steps=4), tmp_path)
     result = run_cli(argv)
     assert result.returncode == 2, result.stderr

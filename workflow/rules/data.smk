@@ -50,15 +50,43 @@ rule prepare_data:
         " --config {params.outdir}/config.json --outdir {params.outdir}{params.merge}) > {log} 2>&1"
 
 
-rule compute_features:
+# features.shards N: N shard jobs write parts/I-of-N/, then compute_features merges (--merge).
+rule compute_features_shard:
+    wildcard_constraints:
+        shard="[0-9]+",
+        shards="[0-9]+",
     input:
         upstream("features", "data", "train.tsv", "dev.tsv", "test.tsv"),
     output:
-        feats=[stage_path("features", f"{s}.pt") for s in ("train", "dev", "test")],
+        stage_path("features", "parts/{shard}-of-{shards}/part.json"),
+    params:
+        write_config=write_config("features"),
+        data=upstream("features", "data"),
+        outdir=stage_dir("features"),
+    log:
+        f"{RESULTS}/{{exp}}/logs/compute_features_shard/{{key}}-{{shard}}-of-{{shards}}.log",
+    benchmark:
+        f"{RESULTS}/{{exp}}/benchmarks/compute_features_shard/{{key}}-{{shard}}-of-{{shards}}.tsv"
+    resources:
+        mem_mb=mem_by_attempt(4000),
+        runtime=60,
+    shell:
+        "({params.write_config} && python -m asrsweep.data.compute_features"
+        " --config {params.outdir}/config.json --data {params.data} --outdir {params.outdir}"
+        " --threads {threads} --shard {wildcards.shard} --num-shards {wildcards.shards}) > {log} 2>&1"
+
+
+rule compute_features:
+    input:
+        upstream("features", "data", "train.tsv", "dev.tsv", "test.tsv"),
+        feature_shards,
+    output:
+        index=[stage_path("features", f"{s}.index.tsv") for s in ("train", "dev", "test")],
         cmvn=stage_path("features", "cmvn.json"),
     params:
         write_config=write_config("features"),
         data=upstream("features", "data"),
+        merge=features_merge_flags,
         outdir=stage_dir("features"),
     log:
         log_path("compute_features"),
@@ -70,7 +98,7 @@ rule compute_features:
     shell:
         "({params.write_config} && python -m asrsweep.data.compute_features"
         " --config {params.outdir}/config.json --data {params.data} --outdir {params.outdir}"
-        " --threads {threads}) > {log} 2>&1"
+        " --threads {threads}{params.merge}) > {log} 2>&1"
 
 
 rule train_tokenizer:

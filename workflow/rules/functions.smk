@@ -116,3 +116,23 @@ def experiment_file(wildcards):
 def summary_flags(wildcards):
     """Params function: summarize's --baseline, --resamples and --seed (the experiment's)."""
     return summary_stats_flags(INDEX.experiments[wildcards.exp])
+
+
+def _feature_shard_count(wildcards):
+    """features.shards of a features stage (1: one extraction job, no merge)."""
+    return INDEX.any_run(wildcards.exp, "features", wildcards.key).config["features"]["shards"]
+
+
+@signature_once
+def feature_shards(wildcards):
+    """Input function: the part.json of every feature shard job; none when extraction is one job."""
+    count = _feature_shard_count(wildcards)
+    folder = INDEX.stage_dir(wildcards.exp, "features", wildcards.key)
+    return [f"{folder}/parts/{i}-of-{count}/part.json" for i in range(count)] if count > 1 else []
+
+
+@signature_once
+def features_merge_flags(wildcards):
+    """Params function: ` --merge --num-shards N` for sharded extraction, else nothing."""
+    count = _feature_shard_count(wildcards)
+    return f" --merge --num-shards {count}" if count > 1 else ""

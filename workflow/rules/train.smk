@@ -7,7 +7,7 @@
 
 rule train:
     input:
-        upstream("train", "features", "train.pt", "dev.pt"),
+        upstream("train", "features", "train.index.tsv", "dev.index.tsv"),
         upstream("train", "tokenizer", "tokens.txt"),
     output:
         model=stage_path("train", "model.pt"),
@@ -42,7 +42,7 @@ rule train:
 rule compute_emissions:
     input:
         model=stage_path("train", "model.pt"),
-        feats=upstream("emissions", "features", "dev.pt", "test.pt"),
+        feats=upstream("emissions", "features", "dev.index.tsv", "test.index.tsv"),
     output:
         stage_path("emissions", "dev.pt"),
         stage_path("emissions", "test.pt"),

@@ -43,8 +43,11 @@ def epoch_batches(lengths: list[int], batch_frames: int, seed: int, epoch: int,
     return batches[:usable][rank::world]
 
 
-def pad_batch(feats: list[torch.Tensor], idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack utterances `idx` of `feats` (each [frames, n_mels]) -> ([B, T, n_mels] float32, lengths [B])."""
+def pad_batch(feats, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack utterances `idx` of `feats` (each [frames, n_mels]) -> ([B, T, n_mels] float32, lengths [B]).
+
+    `feats` is a list or a lazily read feature store: only the utterances `idx` are read.
+    """
     chosen = [feats[i] for i in idx]
     lengths = torch.tensor([f.shape[0] for f in chosen], dtype=torch.long)
     out = torch.zeros(len(chosen), int(lengths.max()), chosen[0].shape[1], dtype=torch.float32)

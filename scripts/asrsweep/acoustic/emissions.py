@@ -20,13 +20,13 @@ from asrsweep.core.common import cli_main, open_outdir, torch_save_atomic
 DEFAULT_BATCH_FRAMES = {"builtin": 40000, "hf": 4000}
 
 
-def split_emissions(model, tokens: list[str], blob: dict, batch_frames: int, device) -> dict:
-    """Emissions dict for one features split, utterances in their original order."""
-    logprobs: list[torch.Tensor | None] = [None] * len(blob["feats"])
-    for idx, logp, out_lens in batched_forward(model, blob["feats"], batch_frames, device):
+def split_emissions(model, tokens: list[str], store, batch_frames: int, device) -> dict:
+    """Emissions dict for one features split (a `FeatureStore`, read a batch at a time), in index order."""
+    logprobs: list[torch.Tensor | None] = [None] * len(store)
+    for idx, logp, out_lens in batched_forward(model, store, store.frames, batch_frames, device):
         for row, i in enumerate(idx):
             logprobs[i] = logp[row, : int(out_lens[row])].to(torch.float16).cpu().clone()
-    return {"utt_ids": list(blob["utt_ids"]), "texts": list(blob["texts"]), "logprobs": logprobs,
+    return {"utt_ids": list(store.utt_ids), "texts": list(store.texts), "logprobs": logprobs,
             "tokens": list(tokens)}
 
 
@@ -36,7 +36,7 @@ def run(argv: list[str] | None = None) -> dict:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="model.pt written by asrsweep.acoustic.train")
-    parser.add_argument("--features", required=True, help="features dir holding {split}.pt")
+    parser.add_argument("--features", required=True, help="features dir holding {split}.index.tsv and its shards")
     parser.add_argument("--outdir", required=True, help="output dir for {split}.pt")
     parser.add_argument("--splits", nargs="+", default=["dev", "test"], help="splits (default: dev test)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -51,8 +51,7 @@ def run(argv: list[str] | None = None) -> dict:
     batch_frames = args.batch_frames or DEFAULT_BATCH_FRAMES["hf" if model.args.get("encoder") == "hf" else "builtin"]
     counts = {}
     for split in args.splits:
-        blob = load_features(Path(args.features) / f"{split}.pt")
-        out = split_emissions(model, tokens, blob, batch_frames, device)
+        out = split_emissions(model, tokens, load_features(Path(args.features), split), batch_frames, device)
         torch_save_atomic(out, outdir / f"{split}.pt")
         counts[split] = len(out["utt_ids"])
         print(f"emissions: {split}: {counts[split]} utterances -> {outdir / split}.pt", flush=True)

@@ -17,6 +17,7 @@ import torch
 
 from asrsweep.acoustic.batching import pad_batch
 from asrsweep.core.common import UserError
+from asrsweep.data.feature_store import FeatureStore, Subset, index_path
 from asrsweep.core.tokens import Tokens
 
 DEVICES = "auto | cpu | cuda | cuda:N"
@@ -58,43 +59,40 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
-def load_features(path: Path) -> dict:
-    """Read a features `{split}.pt` and check its keys and per-utterance lists."""
-    if not path.is_file():
-        raise UserError(f"{path}: file not found; run asrsweep.data.compute_features first")
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    keys = ("utt_ids", "texts", "feats")
-    if not isinstance(blob, dict) or any(k not in blob for k in keys):
-        raise UserError(f"{path}: needs keys {', '.join(keys)}")
-    if not (len(blob["utt_ids"]) == len(blob["texts"]) == len(blob["feats"])):
-        raise UserError(f"{path}: utt_ids, texts and feats differ in length")
-    return blob
+def load_features(folder: Path, split: str) -> FeatureStore:
+    """Open one split of a features folder lazily (its index now, shard rows when read)."""
+    store = FeatureStore(folder, split)
+    if not len(store):
+        raise UserError(f"{index_path(folder, split)}: no utterances")
+    return store
 
 
-def load_split(path: Path, tokens: Tokens, model, drop_short: bool, blob: dict | None = None) -> dict:
-    """Features + CTC targets of one split; with `drop_short`, drop utterances CTC cannot align.
+def load_split(folder: Path, split: str, tokens: Tokens, model, drop_short: bool,
+               store: FeatureStore | None = None) -> dict:
+    """Features (read lazily) + CTC targets of one split; with `drop_short`, drop utterances CTC cannot align.
 
     "lengths" are what train.batch_frames counts (`model.batch_lengths`: input frames for
-    log-mels, encoder frames for waveforms). `blob`: the file's content when already read.
+    log-mels, encoder frames for waveforms), taken from the index. `store`: the split when already open.
     """
-    blob = blob or load_features(path)
-    feats, texts = blob["feats"], blob["texts"]
+    store = store or load_features(folder, split)
+    texts = store.texts
     targets = [tokens.encode(t) for t in texts]
-    keep = list(range(len(feats)))
-    inputs = torch.tensor([f.shape[0] for f in feats])
+    keep = list(range(len(store)))
+    inputs = torch.tensor(store.frames)
     if drop_short:
         out = model.output_lengths(inputs).tolist()
         # CTC needs one frame per token plus a blank between repeated tokens.
         need = [len(t) + sum(a == b for a, b in zip(t, t[1:])) for t in targets]
         keep = [i for i in keep if out[i] >= need[i]]
-        if len(keep) < len(feats):
-            print(f"warning: {path}: dropped {len(feats) - len(keep)} utterances too short for their text",
-                  file=sys.stderr, flush=True)
+        if len(keep) < len(store):
+            print(f"warning: {index_path(folder, split)}: dropped {len(store) - len(keep)} utterances too short "
+                  "for their text", file=sys.stderr, flush=True)
     if not keep:
-        raise UserError(f"{path}: no usable utterances")
+        raise UserError(f"{index_path(folder, split)}: no usable utterances")
     lengths = model.batch_lengths(inputs).tolist()
-    return {"feats": [feats[i] for i in keep], "texts": [texts[i] for i in keep],
-            "targets": [targets[i] for i in keep], "lengths": [lengths[i] for i in keep]}
+    return {"feats": Subset(store, keep), "texts": [texts[i] for i in keep],
+            "targets": [targets[i] for i in keep], "lengths": [lengths[i] for i in keep],
+            "frames": [store.frames[i] for i in keep]}
 
 
 def sorted_batches(lengths: list[int], batch_frames: int) -> list[list[int]]:
@@ -109,14 +107,16 @@ def sorted_batches(lengths: list[int], batch_frames: int) -> list[list[int]]:
 
 
 @torch.no_grad()
-def batched_forward(model, feats: list[torch.Tensor], batch_frames: int, device: torch.device,
+def batched_forward(model, feats, frames: list[int], batch_frames: int, device: torch.device,
                     dtype: torch.dtype | None = None) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
     """Yield (indices, logprobs [B, T', V] float32 on device, out_lengths [B]) over all utterances.
 
-    `dtype` (e.g. torch.bfloat16) turns on autocast; log-softmax is always taken in float32.
-    `batch_frames` counts `model.batch_lengths` (input frames, or encoder frames of waveforms).
+    `feats[i]` is utterance i [frames[i], dim] (a list or a lazily read `FeatureStore`); only a
+    batch's utterances are read at a time. `dtype` (e.g. torch.bfloat16) turns on autocast;
+    log-softmax is always taken in float32. `batch_frames` counts `model.batch_lengths` (input
+    frames, or encoder frames of waveforms).
     """
-    lengths = model.batch_lengths(torch.tensor([f.shape[0] for f in feats])).tolist()
+    lengths = model.batch_lengths(torch.tensor(frames, dtype=torch.long)).tolist()
     for idx in sorted_batches(lengths, batch_frames):
         x, lens = pad_batch(feats, idx)
         with autocast(device, dtype):

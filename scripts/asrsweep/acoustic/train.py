@@ -55,7 +55,7 @@ class Progress:
 class TrainPaths:
     """Where a training reads and writes (the step's path flags)."""
 
-    features: Path  # train.pt and dev.pt
+    features: Path  # train and dev of the feature store (asrsweep.data.feature_store)
     tokenizer: Path  # spm.model / tokens.txt
     outdir: Path  # model.pt, train_log.tsv, train.json
     checkpoint_dir: Path  # ckpt-<step>.pt, resumed from when present
@@ -123,12 +123,12 @@ class Trainer:
         self.cfg, self.seed, self.paths = cfg, seed, paths
         self.rank, self.world, self.device = setup_device(threads)
         self.tokens = Tokens.load(paths.tokenizer)
-        train_blob = load_features(paths.features / "train.pt")
-        n_mels = int(train_blob["feats"][0].shape[1]) if train_blob["feats"] else 0
+        train_store = load_features(paths.features, "train")
+        n_mels = train_store.dim()
         self.model, self.model_args, self.pretrained = new_model(model_cfg, cfg, n_mels, self.tokens.vocab_size, seed)
         self.model.to(self.device)
-        self.train = load_split(paths.features / "train.pt", self.tokens, self.model, True, train_blob)
-        self.dev = load_split(paths.features / "dev.pt", self.tokens, self.model, drop_short=False)
+        self.train = load_split(paths.features, "train", self.tokens, self.model, True, train_store)
+        self.dev = load_split(paths.features, "dev", self.tokens, self.model, drop_short=False)
         groups = param_groups(self.model, cfg.lr, cfg.weight_decay, cfg.encoder_lr_mult, cfg.head_lr_mult)
         self.opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self.lr_at)
@@ -308,7 +308,7 @@ class Trainer:
 
         self.model.eval()
         hyps, total = [""] * len(self.dev["feats"]), 0.0
-        for idx, logp, out_lens in batched_forward(self.model, self.dev["feats"], self.cfg.batch_frames,
+        for idx, logp, out_lens in batched_forward(self.model, self.dev["feats"], self.dev["frames"], self.cfg.batch_frames,
                                                    self.device, self.dtype):
             targets, target_lengths = pad_targets(self.dev["targets"], idx)
             total += float(F.ctc_loss(logp.transpose(0, 1), targets.to(self.device), out_lens,
@@ -362,7 +362,7 @@ def run(argv: list[str] | None = None) -> dict | None:
     """Train as the flags say (see the module docstring); returns train.json's content (rank 0)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="stage config.json (seed, model, train)")
-    parser.add_argument("--features", required=True, type=Path, help="features dir with train.pt and dev.pt")
+    parser.add_argument("--features", required=True, type=Path, help="features dir with train.index.tsv and dev.index.tsv (+ shards)")
     parser.add_argument("--tokenizer", required=True, type=Path, help="tokenizer dir with spm.model and tokens.txt")
     parser.add_argument("--outdir", required=True, type=Path, help="output dir: model.pt train_log.tsv train.json")
     parser.add_argument("--checkpoint-dir", required=True, type=Path, help="checkpoints (resumed from when present)")

@@ -37,7 +37,7 @@ class Stage:
 # In pipeline order: a stage comes after everything upstream of it.
 STAGES: tuple[Stage, ...] = (
     Stage("data", ("data",), (), "train.tsv", ("report.json",)),
-    Stage("features", ("features",), ("data",), "train.pt"),
+    Stage("features", ("features",), ("data",), "train.index.tsv"),
     Stage("tokenizer", ("tokenizer",), ("data",), "tokens.txt"),
     Stage("train", ("seed", "model", "train"), ("features", "tokenizer"), "model.pt", ("train.json",)),
     Stage("emissions", (), ("train",), "test.pt", keyed_like="train"),
