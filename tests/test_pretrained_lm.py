@@ -1,13 +1,13 @@
 """A pretrained causal LM (`lm.pretrained`) rescores: scored as it is (`lm.max_steps: 0`) or
 fine-tuned (resumable, best by dev perplexity), its tokenizer's own ids, `lm.text_case`; plan
-refuses a missing one; and one smoke-sized snakemake run with it and `ngram.text`.
+refuses a missing one. The smoke-sized snakemake run with it, `ngram.text` and an hf encoder is
+tests/test_finetune_e2e.py.
 
 The "pretrained" model is a tiny random GPT-2 with a byte-level BPE tokenizer, saved into a
 temporary folder the way a downloaded model folder looks (no download anywhere)."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import os
@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from conftest import ROOT
 from asrsweep.core.common import UserError
@@ -231,32 +230,3 @@ def test_pretrained_lm_fine_tunes_and_scores_on_the_gpu(tiny_lm, tmp_path):
                    "--device", "cuda"])
     got = [float(line.split("\t")[2]) for line in (out / "dev.tsv").read_text().splitlines()[1:]]
     assert got == pytest.approx(scores(tmp_path, tmp_path / "lm", hyps), abs=1e-2)  # CUDA kernels vs CPU
-
-
-@pytest.mark.slow
-def test_smoke_run_with_a_pretrained_lm_and_ngram_text(tiny_lm, tmp_path):
-    """One smoke-sized experiment through real snakemake: lm.pretrained + ngram.text (.gz)."""
-    from test_e2e_smoke import snakemake
-
-    text = tmp_path / "extra.txt.gz"
-    with gzip.open(text, "wt") as handle:
-        handle.write("Alice Fixed Seven Cats!\n" * 5 + "bob lives in paris\n")
-    smoke = yaml.safe_load((ROOT / "config/experiments/smoke.yaml").read_text())
-    controls = {**smoke["controls"], "train": {**smoke["controls"]["train"], **FAST_TRAIN},
-                "lm": {"pretrained": str(tiny_lm), "max_steps": 4, "batch_size": 8, "eval_every": 2},
-                "ngram": {"order": 2, "text": [str(text)]}}
-    exp = tmp_path / "pretrained.yaml"
-    exp.write_text(yaml.safe_dump({"recipe": "default", "controls": controls}))
-    results = tmp_path / "results"
-    proc = snakemake("--profile", "profiles/local", "--config", f"experiment={exp}", f"results={results}")
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    [lm_json] = (results / "pretrained" / "lm").glob("*/lm.json")
-    lm_json = json.loads(lm_json.read_text())
-    assert lm_json["pretrained"] == str(tiny_lm) and lm_json["scorer"]["tokenizer"] == "pretrained"
-    assert lm_json["steps"] == 4 and lm_json["best_step"] in (0, 2, 4)
-    [ngram_json] = (results / "pretrained" / "ngram").glob("*/ngram.json")
-    report = json.loads(ngram_json.read_text())["text"]
-    assert report["files"] == [{"path": str(text), "sentences": 6, "eval_overlap": 0}]
-    assert report["n_file_sentences"] == 6 and report["text_mode"] == "append"
-    [rescored] = (results / "pretrained" / "rescore").glob("*/test.json")
-    assert json.loads(rescored.read_text())
