@@ -1,5 +1,5 @@
 # CTC training per distinct acoustic setting (the GPU job) and its cached emissions.
-# Checkpoints live in R/E/checkpoints/train-<key>/ (`checkpoint_dir` in common.smk: <key> leaves out
+# Checkpoints live in R/E/checkpoints/train-<key>/ (`checkpoint_dir` in functions.smk: <key> leaves out
 # max_steps and the other CHECKPOINT_NEUTRAL settings of sweep.py, so a raised max_steps continues),
 # outside the declared outputs: snakemake deletes the outputs of a failed job, and a killed or
 # timed-out job must resume, never restart.
