@@ -16,14 +16,13 @@ wav2vec2-base were pretrained without one, so padding is zeros and no mask is pa
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from asrsweep.core.common import UserError
+from asrsweep.core.common import UserError, file_digest
 from asrsweep.core.pretrained import offline_by_default, resolve_encoder
 
 # HF config keys that regularise training (set from section model.hf), not the architecture:
@@ -60,11 +59,7 @@ def weights_sha256(folder: Path) -> dict:
     for name in WEIGHT_FILES:
         path = folder / name
         if path.is_file():
-            digest = hashlib.sha256()
-            with open(path, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-            return {"file": name, "sha256": digest.hexdigest()}
+            return {"file": name, "sha256": file_digest(path, "sha256")}
     raise UserError(f"model.pretrained: {folder}: no weights file ({' or '.join(WEIGHT_FILES)})")
 
 

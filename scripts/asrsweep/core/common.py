@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import shlex
@@ -86,6 +87,12 @@ def read_json(path: str | os.PathLike) -> Any:
         raise UserError(f"{path}: file not found") from None
     except json.JSONDecodeError as err:
         raise UserError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha1") -> str:
+    """Hex digest of a file's bytes, read in blocks (never the whole file in memory)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, algorithm).hexdigest()
 
 
 def from_mapping(cls: type[T], data: dict, where: str) -> T:

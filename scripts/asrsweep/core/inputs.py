@@ -16,7 +16,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from asrsweep.core.common import UserError
+from asrsweep.core.common import UserError, file_digest
 from asrsweep.core.manifest import AUDIO_KEYS, manifest_rows
 
 MANIFEST_SUFFIXES = (".tsv", ".jsonl", ".json")
@@ -39,7 +39,7 @@ def fingerprint(path: Path) -> dict:
         digest.update(f"{name}\t{size}\t{stamp}\n".encode())
         files, total = files + 1, total + size
     if path.is_file():
-        digest.update(_file_sha1(path).encode())
+        digest.update(file_digest(path).encode())
     return {"path": str(path), "sha1": digest.hexdigest()[:16], "files": files, "bytes": total}
 
 
@@ -74,11 +74,3 @@ def _manifest_audio(path: Path) -> list[str]:
         if key and isinstance(row[key], str):
             out.append(row[key])
     return out
-
-
-def _file_sha1(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import io
 import math
 import re
@@ -165,15 +164,6 @@ def is_target_format(path: str | Path) -> bool:
 
     info = soundfile.info(str(path))
     return info.format in ("WAV", "FLAC") and info.samplerate == TARGET_RATE and info.channels == 1
-
-
-def file_sha1(path: str | Path) -> str:
-    """Hex SHA-1 of a file's bytes (read in 1 MiB blocks)."""
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_wav16k(path: str | Path, audio: np.ndarray) -> None:

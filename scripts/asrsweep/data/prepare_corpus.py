@@ -32,9 +32,9 @@ from collections import Counter
 from pathlib import Path
 
 from asrsweep.core import tsv
-from asrsweep.core.common import UserError, cli_main, open_outdir, write_json_atomic, write_text_atomic
+from asrsweep.core.common import UserError, cli_main, file_digest, open_outdir, write_json_atomic, write_text_atomic
 from asrsweep.data.audio import (
-    SPLIT_BY, SPLITS, TARGET_RATE, DataConfig, file_sha1, is_target_format, manifest_text, normalize_text,
+    SPLIT_BY, SPLITS, TARGET_RATE, DataConfig, is_target_format, manifest_text, normalize_text,
     parse_data_step, read_audio, resample, staged_audio, write_wav16k,
 )
 from asrsweep.data.sources import READERS, Entry, canonical_split
@@ -112,7 +112,7 @@ def convert(job: tuple[Entry, str, str, float, float, str, bool]) -> tuple[dict 
     if in_place:
         path = Path(entry.audio).resolve()
         return {**row, "audio": str(path), "duration": duration, "bytes": path.stat().st_size,
-                "sha1": file_sha1(path)}, None
+                "sha1": file_digest(path)}, None
     audio = resample(audio, rate, TARGET_RATE)
     write_wav16k(Path(audio_dir) / f"{entry.utt_id}.wav", audio)
     return {**row, "audio": f"{prefix}/{entry.utt_id}.wav", "duration": len(audio) / TARGET_RATE}, None
