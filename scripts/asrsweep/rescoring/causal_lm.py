@@ -74,8 +74,9 @@ def hf_vocab(tok) -> Vocab:
 
 
 def resolve(value: str) -> Path:
-    """The local folder of `lm.pretrained` (a folder or a cached hub id)."""
-    return pretrained.resolve(value, "lm.pretrained", "lm")
+    """The local folder of `lm.pretrained` (a folder or a cached hub id). Jobs never download:
+    the expansion (`asrsweep plan`, snakemake) fetched it when downloads were allowed."""
+    return pretrained.resolve(value, "lm.pretrained", "lm", download=False)
 
 
 def load_pretrained(folder: Path, device):
