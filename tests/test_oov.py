@@ -11,8 +11,7 @@ import pytest
 from asrsweep.decoding import train_ngram
 from asrsweep.decoding.decode_frozen import main as decode_frozen
 from asrsweep.decoding.kneser_ney import estimate, write_arpa
-from asrsweep.decoding.make_lexicon import (arpa_order, arpa_unigrams, build_lexicon, piece_sentences,
-                                            word_lm_sentences)
+from asrsweep.decoding.make_lexicon import arpa_order, arpa_unigrams, build_lexicon, piece_sentences
 from asrsweep.decoding.scoring import oov_rate
 from asrsweep.results.table import METRICS, run_rows
 from test_decode_sweep import common_flags, run_sweep, world  # noqa: F401  (fixture)
@@ -50,12 +49,17 @@ def test_lexicon_covers_every_lm_text_word(tmp_path):
     assert {"the", "cat", "sat", "dog", "a", "zebra", "grazed"} <= lexicon and not skipped
     assert oov_rate(["a zebra sat", "the gnu"], lexicon - {"<unk>"})["oov"] == 1
     assert arpa_order(arpa) == 2
-    # The token n-gram of lexicon_free sees the same sentences as the word LM (ngram.text too).
+    # The token n-gram of lexicon_free reads the sentences the word LM was estimated from
+    # (sentences.txt: lm.txt and ngram.text, dev/test sentences dropped).
+    def estimated_sentences(*eval_files) -> list[str]:
+        out = tmp_path / f"ng{len(eval_files)}"
+        train_ngram.main(["--config", str(config), "--text", str(tmp_path / "lm.txt"), "--outdir", str(out),
+                          "--eval", *map(str, eval_files)])
+        return (out / "sentences.txt").read_text(encoding="utf-8").splitlines()
+
     (tmp_path / "dev.tsv").write_text("utt_id\ttext\nd1\ta zebra grazed\n", encoding="utf-8")
-    text = word_lm_sentences(tmp_path / "lm.txt", config, [tmp_path / "dev.tsv"])
-    assert text == ["the cat sat", "the dog", "the cat sat"]  # the dev sentence is dropped
-    assert word_lm_sentences(tmp_path / "lm.txt", config, []) == ["the cat sat", "the dog", "a zebra grazed", "the cat sat"]
-    assert word_lm_sentences(tmp_path / "lm.txt", None, []) == ["the cat sat", "the dog"]
+    assert estimated_sentences(tmp_path / "dev.tsv") == ["the cat sat", "the dog", "the cat sat"]  # dev dropped
+    assert estimated_sentences() == ["the cat sat", "the dog", "a zebra grazed", "the cat sat"]
 
 
 def test_token_lm_text_is_pieces(tmp_path):

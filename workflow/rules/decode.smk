@@ -9,6 +9,7 @@ rule train_ngram:
         eval=upstream("ngram", "data", "dev.tsv", "test.tsv"),
     output:
         stage_path("ngram", "lm.arpa"),
+        stage_path("ngram", "sentences.txt"),
         stage_path("ngram", "ngram.json"),
     params:
         write_config=write_config("ngram"),
@@ -29,20 +30,18 @@ rule make_lexicon:
     input:
         tokens=upstream("lexicon", "tokenizer", "tokens.txt"),
         arpa=upstream("lexicon", "ngram", "lm.arpa"),
-        text=upstream("lexicon", "data", "lm.txt"),
-        eval=upstream("lexicon", "data", "dev.tsv", "test.tsv"),
+        sentences=upstream("lexicon", "ngram", "sentences.txt"),
     output:
         lexicon=stage_path("lexicon", "lexicon.txt"),
         token_lm=stage_path("lexicon", "tokens.arpa"),
     params:
         tokenizer=upstream("lexicon", "tokenizer"),
-        ngram_config=upstream("lexicon", "ngram", "config.json"),
         outdir=stage_dir("lexicon"),
     log:
         log_path("make_lexicon"),
     shell:
         "python -m asrsweep.decoding.make_lexicon --tokenizer {params.tokenizer} --arpa {input.arpa}"
-        " --text {input.text} --ngram-config {params.ngram_config} --eval {input.eval}"
+        " --sentences {input.sentences}"
         " --outdir {params.outdir} > {log} 2>&1"
 
 

@@ -1,4 +1,4 @@
-"""python -m asrsweep.decoding.make_lexicon --tokenizer <tokenizer/k> --arpa <ngram/k>/lm.arpa --text <data>/lm.txt --ngram-config <ngram/k>/config.json --eval <data>/dev.tsv <data>/test.tsv --outdir <lexicon/k>
+"""python -m asrsweep.decoding.make_lexicon --tokenizer <tokenizer/k> --arpa <ngram/k>/lm.arpa --sentences <ngram/k>/sentences.txt --outdir <lexicon/k>
 
 Spell the LM vocabulary with the run's sentencepiece pieces: `<outdir>/lexicon.txt`, one
 `word<TAB>piece piece ...` line per unigram of the ARPA file (`<s>`, `</s>` skipped), plus `<unk>`
@@ -9,9 +9,8 @@ the word LM's vocabulary, so it covers exactly the text the n-gram LM was traine
 Also `<outdir>/tokens.arpa`: the token-level n-gram of the open-vocabulary decoder
 (`decode.decoder: lexicon_free`): the word LM's text encoded into the tokenizer's pieces,
 estimated by asrsweep.decoding.kneser_ney (interpolated modified Kneser-Ney) with the word LM's
-order (read from lm.arpa). The text is gathered as train_ngram gathers it (asrsweep.data.lm_text:
---text, plus the `ngram.text` files of --ngram-config, with its text_mode and
-drop_eval_sentences against the --eval transcripts); without --ngram-config, --text alone.
+order (read from lm.arpa), over --sentences: the sentences train_ngram estimated lm.arpa from
+(lm.txt and the `ngram.text` files as it gathered them), so both LMs see the same text.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from asrsweep.core.common import UserError, atomic_write, cli_main, read_json, record_command
+from asrsweep.core.common import UserError, atomic_write, cli_main, record_command
 from asrsweep.data import lm_text
 from asrsweep.decoding import kneser_ney
 
@@ -59,20 +58,6 @@ def arpa_order(path: Path) -> int:
     if not orders:
         raise UserError(f"{path}: no 'ngram N=' lines in the \\data\\ header; not an ARPA file?")
     return max(orders)
-
-
-def word_lm_sentences(text: Path, ngram_config: Path | None, eval_paths: list[Path]) -> list[str]:
-    """The sentences of the word LM: lm.txt plus ngram.text as train_ngram gathers them."""
-    if ngram_config is None:
-        return [line.strip() for line in lm_text.read_lines(text)]
-    config = read_json(ngram_config)
-    ngram = config.get("ngram", {})
-    missing = [k for k in ("text", "text_mode", "drop_eval_sentences") if k not in ngram]
-    if missing:
-        raise UserError(f"{ngram_config}: ngram lacks {', '.join(missing)}; pass the ngram stage's config.json")
-    return lm_text.gather(text, ngram["text"], ngram["text_mode"], ngram["drop_eval_sentences"],
-                          lm_text.eval_sentences(eval_paths), lm_text.normalize_config(config.get("data")),
-                          "ngram").sentences
 
 
 def piece_sentences(tokens, sentences):
@@ -116,10 +101,8 @@ def run(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokenizer", required=True, type=Path, help="dir with spm.model + tokens.txt")
     parser.add_argument("--arpa", required=True, type=Path, help="lm.arpa of the n-gram stage")
-    parser.add_argument("--text", required=True, type=Path, help="the data stage's lm.txt")
-    parser.add_argument("--ngram-config", type=Path,
-                        help="the n-gram stage's config.json: its ngram.text files join --text, as in train_ngram")
-    parser.add_argument("--eval", nargs="*", type=Path, default=[], help="dev/test manifests (column text)")
+    parser.add_argument("--sentences", required=True, type=Path,
+                        help="sentences.txt of the n-gram stage: the text lm.arpa was estimated from")
     parser.add_argument("--outdir", required=True, type=Path, help="writes lexicon.txt and tokens.arpa here")
     args = parser.parse_args(argv)
     from asrsweep.core.tokens import Tokens
@@ -131,7 +114,7 @@ def run(argv: list[str] | None = None) -> None:
     with atomic_write(args.outdir / "lexicon.txt") as tmp:
         tmp.write_text("".join(f"{w}\t{' '.join(p)}\n" for w, p in entries), encoding="utf-8")
     order = arpa_order(args.arpa)
-    sentences = word_lm_sentences(args.text, args.ngram_config, args.eval)
+    sentences = [line.strip() for line in lm_text.read_lines(args.sentences)]
     write_token_lm(tokens, sentences, order, args.outdir / "tokens.arpa")
     print(f"make_lexicon: tokens.arpa: {order}-gram over the pieces of {len(sentences)} sentences", flush=True)
     print(f"make_lexicon: {len(entries)} words ({len(skipped)} skipped, spelled with <unk>: "

@@ -1,7 +1,8 @@
 """python -m asrsweep.decoding.train_ngram --config <stage>/config.json --text <data>/lm.txt --eval <data>/dev.tsv <data>/test.tsv --outdir <ngram/k>
 
 Estimate the word n-gram LM for beam search: `<outdir>/lm.arpa`, interpolated modified
-Kneser-Ney, and `<outdir>/ngram.json` (settings, estimator seconds, where the text came from and
+Kneser-Ney, `<outdir>/sentences.txt` (the sentences it was estimated from, which make_lexicon's
+token n-gram reads) and `<outdir>/ngram.json` (settings, estimator seconds, where the text came from and
 how much of it occurs in dev/test). Config section `ngram` (descriptions and defaults:
 workflow/schemas/recipe.schema.yaml):
   order      n-gram order.
@@ -25,7 +26,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from asrsweep.core.common import UserError, atomic_write, cli_main, load_section, read_json, record_command, write_json_atomic
+from asrsweep.core.common import (UserError, atomic_write, cli_main, load_section, read_json, record_command,
+                                   write_json_atomic, write_text_atomic)
 from asrsweep.data import lm_text
 from asrsweep.decoding import kneser_ney
 
@@ -98,7 +100,7 @@ def run(argv: list[str] | None = None) -> None:
     parser.add_argument("--text", required=True, type=Path, help="LM training text, one sentence a line")
     parser.add_argument("--eval", nargs="*", type=Path, default=[],
                         help="dev/test manifests (column text): their sentences are counted in, and dropped from, ngram.text")
-    parser.add_argument("--outdir", required=True, type=Path, help="writes lm.arpa and ngram.json here")
+    parser.add_argument("--outdir", required=True, type=Path, help="writes lm.arpa, sentences.txt and ngram.json here")
     args = parser.parse_args(argv)
     cfg = load_section(args.config, "ngram", NgramConfig)
     validate(cfg, args.config)
@@ -109,6 +111,8 @@ def run(argv: list[str] | None = None) -> None:
     args.outdir.mkdir(parents=True, exist_ok=True)
     record_command(args.outdir)
     info = train(cfg, text.sentences, args.outdir / "lm.arpa")
+    # The exact sentences lm.arpa was estimated from: make_lexicon's token n-gram reads them.
+    write_text_atomic(args.outdir / "sentences.txt", "".join(f"{s}\n" for s in text.sentences))
     write_json_atomic(args.outdir / "ngram.json", {**info, "text": text.report, "config": dataclasses.asdict(cfg)})
     print(f"train_ngram: {info['estimator']} order {info['order']} in {info['seconds']:.1f}s "
           f"-> {args.outdir / 'lm.arpa'}", flush=True)
