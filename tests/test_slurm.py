@@ -7,7 +7,7 @@ The cluster is stopped at the end unless it was already running (or ASRSWEEP_SLU
 Timings on 2 cores: cluster ≈ 7 s (packages) + 1 s; A ≈ 30 s; B ≈ 4–4.5 min and D ≈ 3.5 min
 (a real training of ≈ 110 s; a time-limit kill comes 60–90 s into a job, since SLURM checks limits
 every 30 s, and the plugin's status checks back off by 10 s each while nothing finishes);
-C depends on the smoke experiment.
+C depends on the smoke experiment; E (two srun tasks of one DDP training) ≈ 1 min.
 """
 
 import csv
@@ -301,6 +301,35 @@ def test_smoke_experiment_matches_local_run(slurm_cluster, tmp_path):
         assert done.returncode == 0, (out / "run.log").read_text()[-3000:]
     local_rows, slurm_rows = (read_summary(tmp_path / n / "summary.tsv") for n in ("local", "slurm"))
     assert local_rows and slurm_rows == local_rows
+
+
+def test_two_task_training_matches_one_process(slurm_cluster, tmp_path):
+    """E: the multi-node launch (srun + one torchrun per task, rendezvous from SLURM's environment)
+    as two tasks of one node through the profile: world size 2 over gloo trains like one process
+    with the same global batch."""
+    from test_ddp import PER_RANK_FRAMES, exact_config, log_rows
+
+    from asrsweep.acoustic.launch import first_host
+
+    assert first_host(f"{os.uname().nodename.split('.')[0]},other") == os.uname().nodename.split(".")[0]
+    corpus = fake_corpus(tmp_path / "corpus", n_train=32)
+    exact_config(tmp_path / "corpus" / "ddp_config.json", PER_RANK_FRAMES)
+    reference = run_cli(train_argv(corpus, exact_config(tmp_path / "one.json", 2 * PER_RANK_FRAMES), tmp_path / "one"))
+    assert reference.returncode == 0, reference.stderr
+    work = tmp_path / "work"
+    work.mkdir()
+    done = snakemake(work, "-s", str(TOY), "--config", f"corpus={tmp_path / 'corpus'}", "--", "out/ddp/model.pt")
+    log = (work / "logs" / "train_two_nodes.log").read_text() if (work / "logs").is_dir() else ""
+    assert done.returncode == 0, (work / "run.log").read_text()[-3000:] + log[-3000:]
+    assert "launch: srun --nodes=1 --ntasks=2" in log
+    assert "--nnodes=2 --node-rank=0" in log and "--nnodes=2 --node-rank=1" in log, log[-3000:]
+    with open(work / "out" / "ddp" / "train_log.tsv", newline="") as handle:
+        two = list(csv.DictReader(handle, delimiter="\t"))
+    one = log_rows(tmp_path / "one")
+    assert [r["step"] for r in two] == [r["step"] for r in one]
+    for a, b in zip(one, two):
+        assert float(a["train_loss"]) == pytest.approx(float(b["train_loss"]), rel=1e-4)
+        assert float(a["dev_loss"]) == pytest.approx(float(b["dev_loss"]), rel=1e-4)
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")

@@ -108,3 +108,20 @@ def test_write_config_writes_the_stage_config_of_its_key(tmp_path, in_repo):
     assert json.loads(out.read_text()) == json.loads(json.dumps(stage_config(run_.config, "train")))
     with pytest.raises(SystemExit):
         write_config(["--experiment", exp, "--stage", "train", "--key", "0000000000", "--out", str(out)])
+
+
+def test_multinode_training_is_one_job_over_its_nodes(tmp_path):
+    """train.nodes: 2 -> one train job with nodes/tasks 2, srun-style (mpi) job step, gpus per node as
+    gres, started through the multi-node launcher; train.nodes: 1 keeps plain `gpu`."""
+    smoke = load_yaml(ROOT / "config" / "experiments" / "smoke.yaml")
+    smoke["controls"]["train"]["nodes"] = 2
+    (tmp_path / "two.yaml").write_text(dump_yaml(smoke))
+    proc = snakemake("-n", "-p", "--config", f"experiment={tmp_path / 'two.yaml'}", f"results={tmp_path}/r", "gpus=4")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    train = proc.stdout[proc.stdout.index("rule train:"):].split("\n\n")[0]
+    assert "nodes=2, tasks=2, mpi=srun, gres=gpu:4" in train and "gpu=" not in train.replace("gres=gpu", "")
+    assert "python -m asrsweep.acoustic.launch --nodes 2 --tasks 2 --gpus-per-node 4" in train
+    proc = snakemake("-n", "-p", "--config", "experiment=config/experiments/smoke.yaml", f"results={tmp_path}/s",
+                     "gpus=4")
+    train = proc.stdout[proc.stdout.index("rule train:"):].split("\n\n")[0]
+    assert "gpu=4" in train and "mpi=" not in train and "torchrun --standalone --nproc_per_node 4 -m" in train

@@ -7,6 +7,7 @@ import sys
 
 from snakemake.utils import validate
 
+from asrsweep.acoustic.launch import launcher
 from asrsweep.core.common import UserError
 from asrsweep.experiment.validate import schema_path, validate_workflow_config
 from asrsweep.experiment.workflow import SweepIndex, environment_first_on_path, guard

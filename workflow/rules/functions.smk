@@ -74,12 +74,42 @@ def data_merge_flags(wildcards):
     return f" --merge --num-shards {count}" if count > 1 else ""
 
 
+def _train_nodes(wildcards):
+    return INDEX.any_run(wildcards.exp, "train", wildcards.key).config["train"]["nodes"]
+
+
 @signature_once
-def train_launcher(wildcards, resources):
-    """`python -m` on one device; torchrun (DDP, one process per GPU) when given several GPUs."""
-    if resources.gpu > 1:
-        return f"torchrun --standalone --nproc_per_node {resources.gpu} -m"
-    return "python -m"
+def train_launcher(wildcards, resources, threads):
+    """`python -m` on one device, torchrun (DDP) for several GPUs, srun + torchrun over several nodes."""
+    nodes = _train_nodes(wildcards)
+    gpus = resources.get("gpu", 0) if nodes == 1 else GPUS
+    return launcher(resources.get("nodes", 1), resources.get("tasks", 1), gpus, threads)
+
+
+@signature_once
+def train_multinode(wildcards):
+    """Resources `nodes` and `tasks` (one torchrun agent per node) for train.nodes > 1; none otherwise."""
+    nodes = _train_nodes(wildcards)
+    return nodes if nodes > 1 else None
+
+
+@signature_once
+def train_mpi(wildcards):
+    """Resource `mpi` for train.nodes > 1: the job step runs the rule without its own `srun -n1`
+    (the launcher's srun starts the tasks); absent (None) otherwise."""
+    return "srun" if _train_nodes(wildcards) > 1 else None
+
+
+@signature_once
+def train_gpus(wildcards):
+    """Resource `gpu` (sbatch --gpus, the job's total) on one node; None over several (see train_gres)."""
+    return GPUS if _train_nodes(wildcards) == 1 else None
+
+
+@signature_once
+def train_gres(wildcards):
+    """Resource `gres` over several nodes: `gpu:<gpus>` per node (sbatch --gres); None on one node."""
+    return f"gpu:{GPUS}" if _train_nodes(wildcards) > 1 and GPUS else None
 
 
 @signature_once

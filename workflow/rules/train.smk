@@ -26,7 +26,12 @@ rule train:
         bench_path("train")
     threads: THREADS
     resources:
-        gpu=GPUS,
+        gpu=train_gpus,
+        # train.nodes > 1: one job over that many nodes, srun + torchrun (asrsweep.acoustic.launch)
+        nodes=train_multinode,
+        tasks=train_multinode,
+        mpi=train_mpi,
+        gres=train_gres,
         mem_mb=mem_by_attempt(8000),
         # At the time limit SLURM sends SIGTERM (then KillWait seconds): training checkpoints
         # and exits 75; the profile's retries resubmit the job and it resumes (README, "SLURM").

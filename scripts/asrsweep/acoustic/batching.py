@@ -2,7 +2,9 @@
 
 Batches are a pure function of (lengths, batch_frames, seed, epoch), so a resumed run rebuilds the
 same epoch and skips to the checkpointed index; SpecAugment draws from a generator seeded by
-(seed, step, rank), so it never depends on state that a checkpoint could miss.
+(seed, step, rank), so it never depends on state that a checkpoint could miss. Under DDP the
+batches are global (cut at world x the per-rank budget) and every rank trains on its share of each
+(`rank_share`): the same global batch order as one process with the same global batch.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ BUCKET_BATCHES = 50  # sort within windows of ~50 batches: little padding, still
 
 
 def epoch_batches(lengths: list[int], batch_frames: int, seed: int, epoch: int,
-                  rank: int = 0, world: int = 1) -> list[list[int]]:
+                  min_size: int = 1) -> list[list[int]]:
     """Index batches for one epoch, each with padded size (n * longest) <= batch_frames.
 
-    Shuffle, sort by length inside windows, cut greedily, shuffle the batch order; with `world`
-    > 1 every rank gets batches[rank::world] of a list trimmed to a multiple of world (equal steps).
+    Shuffle, sort by length inside windows, cut greedily, shuffle the batch order. Each batch is
+    in length order and holds at least `min_size` utterances (DDP: one per rank), even when that
+    overruns `batch_frames` (a single utterance longer than the budget is a batch of its own).
     """
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(lengths))
@@ -31,16 +34,22 @@ def epoch_batches(lengths: list[int], batch_frames: int, seed: int, epoch: int,
         chunk = sorted(order[start:start + window], key=lambda i: (lengths[i], i))
         for i in chunk:
             grown = max(longest, lengths[i])
-            if current and grown * (len(current) + 1) > batch_frames:
+            if len(current) >= min_size and grown * (len(current) + 1) > batch_frames:
                 batches.append(current)
                 current, grown = [], lengths[i]
             current.append(int(i))
             longest = grown
-    if current:
+    if len(current) >= min_size or (current and not batches):
         batches.append(current)
-    batches = [batches[j] for j in rng.permutation(len(batches))]
-    usable = len(batches) - len(batches) % world
-    return batches[:usable][rank::world]
+    elif current:  # too few left for every rank: they join the last batch
+        batches[-1] = sorted(batches[-1] + current, key=lambda i: (lengths[i], i))
+    return [batches[j] for j in rng.permutation(len(batches))]
+
+
+def rank_share(batch: list[int], rank: int, world: int) -> list[int]:
+    """Rank `rank`'s utterances of a global batch (in length order): every world-th one, so the
+    ranks pad to about the same length and together hold the batch exactly once."""
+    return batch[rank::world]
 
 
 def pad_batch(feats, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:

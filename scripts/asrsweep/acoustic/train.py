@@ -5,7 +5,10 @@ scratch, or fine-tunes a pretrained one (`model.encoder: hf`, see `asrsweep.acou
 checkpoint in --checkpoint-dir (bit-exact on CPU); SIGTERM/SIGUSR1 save a checkpoint at the next
 step boundary and exit 75. Writes model.pt (best dev CER), train_log.tsv and train.json (whose
 `resumed_from` lists resumes from a checkpoint trained under other `train` settings).
-Under torchrun (WORLD_SIZE > 1) it runs DDP: nccl on CUDA, gloo on CPU.
+Under torchrun (WORLD_SIZE > 1) it runs DDP: nccl on CUDA, gloo on CPU; the global batch is
+WORLD_SIZE x train.batch_frames and each rank reads only its share of it (asrsweep.acoustic.loader),
+so the losses equal one process's with the same global batch. Over several nodes (`train.nodes`)
+the workflow starts it through `asrsweep.acoustic.launch` (srun + torchrun).
 """
 
 import argparse
@@ -21,9 +24,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from asrsweep.acoustic.batching import SpecAugmentConfig, epoch_batches, pad_batch, pad_targets, spec_augment
+from asrsweep.acoustic.batching import SpecAugmentConfig, epoch_batches, pad_targets, spec_augment
 from asrsweep.acoustic.finetune import new_model, param_groups
 from asrsweep.acoustic.forward import autocast, autocast_dtype, batched_forward, load_features, load_split, use_threads
+from asrsweep.acoustic.loader import Batch, share_batches
 from asrsweep.acoustic.model import ModelConfig, architecture, count_params
 from asrsweep.core.checkpoint import (EXIT_PREEMPTED, REQUIRED, StopSignal, exclusive, latest_valid, list_checkpoints,
                                       load_init_weights, resume_record, rng_state, save_checkpoint, set_rng_state)
@@ -66,7 +70,7 @@ class TrainConfig:
     """Section `train` of the recipe (defaults: workflow/schemas/recipe.schema.yaml)."""
 
     max_steps: int = 580  # optimizer steps in total (raise it to continue a finished run)
-    batch_frames: int = 16000  # padded input frames per batch (per rank under DDP)
+    batch_frames: int = 16000  # padded input frames per batch and rank (global batch: ranks x this)
     lr: float = 2e-3  # peak AdamW learning rate
     warmup_steps: int = 100  # linear warmup steps
     schedule: str = "cosine"  # decay after warmup to 0 at max_steps: cosine | linear
@@ -82,6 +86,8 @@ class TrainConfig:
     encoder_lr_mult: float = 1.0  # LR multiplier of every parameter but the CTC head
     head_lr_mult: float = 1.0  # LR multiplier of the CTC head
     freeze_encoder_steps: int = 0  # encoder hf: first N steps train the head only (encoder without gradients)
+    loader_workers: int = 2  # processes reading and padding batches ahead of the step (0 = in the trainer)
+    nodes: int = 1  # SLURM nodes of the training job, `gpus` each (the workflow launches it; > 1: srun + torchrun)
 
     def __post_init__(self):
         if isinstance(self.specaugment, dict):  # built directly (tests, bench) rather than by load_section
@@ -93,6 +99,7 @@ class TrainConfig:
             "checkpoint_every": self.checkpoint_every >= 0, "keep_checkpoints": self.keep_checkpoints >= 1,
             "precision": self.precision in ("auto", "fp32", "bf16"), "encoder_lr_mult": self.encoder_lr_mult >= 0,
             "head_lr_mult": self.head_lr_mult > 0, "freeze_encoder_steps": self.freeze_encoder_steps >= 0,
+            "loader_workers": self.loader_workers >= 0, "nodes": self.nodes >= 1,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -201,27 +208,27 @@ class Trainer:
         """Seed of the RNGs used in `step` (dropout, SpecAugment): a pure function of seed, step, rank."""
         return (self.seed * 1_000_003 + step) * 1024 + self.rank
 
-    def train_step(self, idx: list[int]) -> float:
-        """One optimizer step on utterances `idx`; returns the loss (mean CTC loss per utterance)."""
+    def train_step(self, batch: Batch) -> float:
+        """One optimizer step on this rank's share of a global batch; returns the global batch's mean
+        CTC loss per utterance (the same number on every rank, and for any number of ranks)."""
         seed = self.step_seed(self.progress.step)
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)  # the HF encoders draw their time/feature masks from numpy
-        feats, lengths = pad_batch(self.train["feats"], idx)
-        spec = self.cfg.specaugment
+        feats, lengths, spec = batch.feats, batch.lengths, self.cfg.specaugment
         if self.pretrained is not None:  # the encoder masks its own frames (model.hf), not the input
             self.model.frozen = self.progress.step < self.cfg.freeze_encoder_steps
         elif spec.freq_masks or spec.time_masks:
             feats = spec_augment(feats, lengths, spec, torch.Generator().manual_seed(seed))
-        targets, target_lengths = pad_targets(self.train["targets"], idx)
         with autocast(self.device, self.dtype):
-            logits, out_lengths = self.net(feats.to(self.device), lengths.to(self.device))
+            logits, out_lengths = self.net(feats.to(self.device, non_blocking=True), lengths.to(self.device))
         logp = logits.float().log_softmax(-1).transpose(0, 1)  # [T', B, V]
-        loss = F.ctc_loss(logp, targets.to(self.device), out_lengths, target_lengths.to(self.device),
-                          reduction="sum") / len(idx)
+        loss = F.ctc_loss(logp, batch.targets.to(self.device), out_lengths, batch.target_lengths.to(self.device),
+                          reduction="sum") / batch.total
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        # DDP averages the gradients over ranks: scaled by world they are those of the global mean.
+        (loss * self.world if self.world > 1 else loss).backward()
         norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip))
-        value = float(loss.detach())
+        value = self.global_sum(loss.detach())
         if not (math.isfinite(value) and math.isfinite(norm)):
             self.diverged(value, norm)
         self.opt.step()
@@ -239,12 +246,10 @@ class Trainer:
         """Train until max_steps (or a stop signal: checkpoint, then exit 75)."""
         p, bar = self.progress, self.progress_bar()
         while p.step < self.cfg.max_steps:
-            batches = epoch_batches(self.train["lengths"], self.cfg.batch_frames, self.seed, p.epoch,
-                                    self.rank, self.world)
-            if not batches:
-                raise UserError(f"{self.paths.features}: fewer batches than DDP ranks; lower train.batch_frames")
-            while p.index < len(batches) and p.step < self.cfg.max_steps:
-                loss = self.train_step(batches[p.index])
+            batches = self.epoch(p.epoch)
+            for batch in share_batches(self.train, batches, p.index, self.rank, self.world,
+                                       self.cfg.loader_workers, self.device.type == "cuda"):
+                loss = self.train_step(batch)
                 p.step, p.index, p.loss_sum, p.loss_n = p.step + 1, p.index + 1, p.loss_sum + loss, p.loss_n + 1
                 rollover = p.index == len(batches)
                 if rollover:  # the checkpointed position already points at the next epoch
@@ -253,10 +258,26 @@ class Trainer:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.3f}", epoch=p.epoch)
                 self.at_boundary()
-                if rollover:
+                if rollover or p.step >= self.cfg.max_steps:
                     break
         if bar is not None:
             bar.close()
+
+    def epoch(self, epoch: int) -> list[list[int]]:
+        """The global batches of `epoch` (budget: ranks x batch_frames; at least one utterance per rank)."""
+        batches = epoch_batches(self.train["lengths"], self.cfg.batch_frames * self.world, self.seed, epoch,
+                                min_size=self.world)
+        if not batches or len(batches[0]) < self.world:
+            raise UserError(f"{self.paths.features}: {len(self.train['lengths'])} training utterances "
+                            f"for {self.world} DDP ranks; use fewer GPUs or more data")
+        return batches
+
+    def global_sum(self, value: torch.Tensor) -> float:
+        """`value` summed over the DDP ranks (itself in one process)."""
+        if self.world > 1:
+            value = value.clone()
+            torch.distributed.all_reduce(value)
+        return float(value)
 
     def progress_bar(self):
         """A tqdm bar on a terminal (rank 0), else None: plain log lines go to stderr instead."""

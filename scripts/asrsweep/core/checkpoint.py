@@ -28,7 +28,7 @@ NAME = re.compile(r"^ckpt-(\d+)\.pt$")
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "saved, run me again"; the SLURM profile's retries rely on it
 REQUIRED = frozenset({"model_args", "model", "optimizer", "scheduler", "step", "rng"})
 # Settings a resumed run may change without any effect on what it computes (exact resume).
-BOOKKEEPING = ("checkpoint_every", "keep_checkpoints")
+BOOKKEEPING = ("checkpoint_every", "keep_checkpoints", "loader_workers")
 
 
 @contextlib.contextmanager

@@ -37,7 +37,7 @@ from asrsweep.experiment.validate import (check_baseline, check_experiment, load
 # Train settings that say how long to train and how often to report, not what the first steps
 # compute: runs differing only in these share a checkpoint folder, so raising max_steps of a
 # finished run (with --config overwrite=true) continues from its last checkpoint.
-CHECKPOINT_NEUTRAL = ("max_steps", "eval_every", "checkpoint_every", "keep_checkpoints")
+CHECKPOINT_NEUTRAL = ("max_steps", "eval_every", "checkpoint_every", "keep_checkpoints", "loader_workers")
 # Settings that name a file or folder -> the stage that reads it, and what it must be.
 # A list-valued setting names several (`ngram.text[0]`, ...); a new one is one line here.
 PATH_SETTINGS = {"data.path": "data", "train.init_from": "train", "ngram.text": "ngram", "lm.text": "lm",
