@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from asrsweep.acoustic.loader import read_batch
 from asrsweep.core.common import UserError
 from asrsweep.data.feature_store import FeatureStore, write_split
 from test_train import TINY_TRAIN, assert_same_weights, fake_corpus, run_cli, weights
@@ -136,7 +137,7 @@ def test_lr_multipliers_reach_the_param_groups_and_the_cnn_is_frozen(setup, tmp_
 def test_gradient_checkpointing_is_switched_on_and_trains(setup, tmp_path):
     t = trainer(setup, tmp_path, hf_model(setup[2], gradient_checkpointing=True))
     assert t.model.encoder.is_activation_checkpointing
-    assert t.train_step([0, 1]) > 0
+    assert t.train_step(read_batch(t.train["feats"], t.train["targets"], [0, 1])) > 0
     assert not trainer(setup, tmp_path / "off").model.encoder.is_activation_checkpointing
 
 
@@ -144,7 +145,7 @@ def test_bf16_autocast_trains_the_hf_encoder(setup, tmp_path):
     """train.precision bf16 (the GPU default under auto) through the HF encoder; here on CPU autocast."""
     t = trainer(setup, tmp_path, precision="bf16")
     assert t.dtype == torch.bfloat16
-    assert 0 < t.train_step([0, 1]) < float("inf")
+    assert 0 < t.train_step(read_batch(t.train["feats"], t.train["targets"], [0, 1])) < float("inf")
     assert t.evaluate()[0] > 0
 
 
@@ -152,7 +153,7 @@ def test_freeze_encoder_steps_train_the_head_only_then_everything(setup, tmp_pat
     t = trainer(setup, tmp_path, freeze_encoder_steps=2, max_steps=3, warmup_steps=0)
     snapshot = lambda part: {k: v.clone() for k, v in getattr(t.model, part).state_dict().items()}  # noqa: E731
     encoder0, head0 = snapshot("encoder"), snapshot("head")
-    batch = list(range(2))
+    batch = read_batch(t.train["feats"], t.train["targets"], [0, 1])
     for _ in range(2):
         t.train_step(batch)
         t.progress.step += 1

@@ -49,10 +49,15 @@ class ShareDataset(torch.utils.data.Dataset):
         return len(self.batches)
 
     def __getitem__(self, k: int) -> Batch:
-        idx = rank_share(self.batches[k], self.rank, self.world)
-        feats, lengths = pad_batch(self.feats, idx)
-        targets, target_lengths = pad_targets(self.targets, idx)
-        return Batch(idx, feats, lengths, targets, target_lengths, len(self.batches[k]))
+        return read_batch(self.feats, self.targets, rank_share(self.batches[k], self.rank, self.world),
+                          len(self.batches[k]))
+
+
+def read_batch(feats, targets: list[list[int]], idx: list[int], total: int | None = None) -> Batch:
+    """Utterances `idx` of a split padded into a Batch (`total`: of the global batch; default len(idx))."""
+    x, lengths = pad_batch(feats, idx)
+    flat, target_lengths = pad_targets(targets, idx)
+    return Batch(idx, x, lengths, flat, target_lengths, len(idx) if total is None else total)
 
 
 def _quiet_worker(worker_id: int) -> None:
