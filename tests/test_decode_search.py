@@ -11,7 +11,8 @@ from asrsweep.core.tsv import write_tsv
 from asrsweep.decoding.decoder import Setting
 from asrsweep.decoding.merge_sweep import main as merge_sweep
 from asrsweep.decoding.scoring import score
-from asrsweep.decoding.search import dev_order, rung_sizes, successive_halving, tpe_search
+from asrsweep.decoding.search import (Scored, dev_order, paired_gap, rung_sizes, successive_halving, survivors,
+                                      tpe_search)
 from asrsweep.decoding.sweep_table import COLUMNS, setting_row
 from asrsweep.experiment.validate import load_schema, schema_defaults, validate_resolved
 
@@ -29,9 +30,11 @@ class Planted:
 
     def __init__(self):
         self.decoded = 0  # utterance decodes, over all calls
+        self.calls = []  # utterance decodes per call (per rung)
 
     def __call__(self, settings, utts):
         self.decoded += len(settings) * len(utts)
+        self.calls.append(len(settings) * len(utts))
         return [([REFS[u] if ((u * 37) % 64) / 64 >= error_rate(s) else "wrong" for u in utts], 0.01 * len(utts))
                 for s in settings]
 
@@ -44,13 +47,13 @@ def test_rung_sizes_grow_by_eta_and_end_on_all_of_dev():
     assert rung_sizes(10, 0.3, 3) == [3, 9, 10]
     assert rung_sizes(5, 1.0, 2) == [5]
     assert rung_sizes(3, 0.01, 2) == [1, 2, 3]  # at least one utterance, no empty rung
-    empty = successive_halving(GRID[:2], [], Planted(), eta=2, first_share=0.5, seed=0)
+    empty = successive_halving(GRID[:2], [], Planted(), eta=2, first_share=0.5, seed=0, margin=0.0)
     assert [f.share for f in empty] == [1.0, 1.0]  # an empty dev is all of dev
 
 
 def test_halving_keeps_the_planted_best_and_decodes_less():
     decode = Planted()
-    found = successive_halving(GRID, REFS, decode, eta=2, first_share=1 / 16, seed=0)
+    found = successive_halving(GRID, REFS, decode, eta=2, first_share=1 / 16, seed=0, margin=0.0)
     assert [f.setting for f in found] == GRID  # every candidate is listed, in candidate order
     by_share = {}
     for f in found:
@@ -66,8 +69,8 @@ def test_halving_keeps_the_planted_best_and_decodes_less():
 
 
 def test_halving_scores_match_a_direct_score_and_are_seeded():
-    a = successive_halving(GRID, REFS, Planted(), eta=2, first_share=1 / 16, seed=0)
-    b = successive_halving(GRID, REFS, Planted(), eta=2, first_share=1 / 16, seed=0)
+    a = successive_halving(GRID, REFS, Planted(), eta=2, first_share=1 / 16, seed=0, margin=0.0)
+    b = successive_halving(GRID, REFS, Planted(), eta=2, first_share=1 / 16, seed=0, margin=0.0)
     assert [(f.setting, f.score, f.share) for f in a] == [(f.setting, f.score, f.share) for f in b]
     assert dev_order(64, 0) != dev_order(64, 1) and sorted(dev_order(64, 1)) == list(range(64))
     first = dev_order(64, 0)[:4]  # rung 0 scores the seed's first 4 utterances
@@ -76,10 +79,69 @@ def test_halving_scores_match_a_direct_score_and_are_seeded():
 
 
 def test_halving_with_eta_3():
-    found = successive_halving(GRID, REFS, Planted(), eta=3, first_share=1 / 9, seed=2)
+    found = successive_halving(GRID, REFS, Planted(), eta=3, first_share=1 / 9, seed=2, margin=0.0)
     shares = sorted({f.share for f in found})
     assert shares == [round(8 / 64, 6), round(22 / 64, 6), 1.0]  # ceil(64/9)=8, ceil(64/3)=22, 64
     assert [f.share for f in found].count(1.0) == 2  # 16 -> 6 -> 2
+    assert min((f for f in found if f.share == 1.0), key=lambda f: f.score.wer).setting.lm_weight == 1.75
+
+
+def test_paired_gap_is_the_sum_of_differences_and_its_standard_error():
+    assert paired_gap((1, 0, 0, 0), (0, 0, 0, 0)) == (1, pytest.approx(1.0))  # sd 0.5, sqrt(4) * 0.5
+    assert paired_gap((2, 1, 3), (1, 0, 2)) == (3, 0.0)  # one more error on each: a sure difference
+    assert paired_gap((), ()) == (0, 0.0)
+
+
+def _ranked(errors: list[tuple[int, ...]]) -> list[tuple[int, Scored]]:
+    """Candidates i whose per-utterance errors are `errors[i]` (0-3 of "a b c"), in rank order."""
+    refs = ["a b c"] * len(errors[0])
+    return [(i, Scored(Setting(lm_weight=i), score(refs, [" ".join(["x"] * n + ["a", "b", "c"][n:]) for n in e]),
+                       0.0, 0.5)) for i, e in enumerate(errors)]
+
+
+def test_survivors_keep_the_near_ties_of_the_best_up_to_the_limit():
+    best, near, far = (0, 1, 0, 0), (1, 0, 1, 0), (3, 3, 3, 3)  # gap 1 (se 1.5); gap 12 (se 2)
+    ranked = _ranked([best, best, near, near, far, far])
+    assert survivors(ranked, 3, 0.0, 6) == [0, 1]  # margin 0: the plain top third
+    assert survivors(ranked, 3, 1.0, 6) == [0, 1, 2, 3]  # the near ties too, never the clearly worse
+    assert survivors(ranked, 3, 1.0, 3) == [0, 1, 2]  # capped at the limit, best first
+    assert survivors(ranked, 3, 1.0, 1) == [0, 1]  # the top 1/eta always goes on
+    assert survivors(ranked, 3, 100.0, 6) == [0, 1, 2, 3, 4, 5]
+
+
+class Unlucky:
+    """Setting 0 is the best on all of dev but makes its one error on seed 0's first utterance;
+    the others are clean there and wrong on every second utterance after the first four."""
+
+    def __init__(self):
+        self.order = dev_order(64, 0)
+        self.rungs = []  # utterance decodes per call
+
+    def __call__(self, settings, utts):
+        self.rungs.append(len(settings) * len(utts))
+        pos = {u: k for k, u in enumerate(self.order)}
+        wrong = [(lambda k: k == 0) if s.lm_weight == 0 else (lambda k: k >= 4 and k % 2 == 0) for s in settings]
+        return [(["wrong" if w(pos[u]) else REFS[u] for u in utts], 0.01 * len(utts)) for w in wrong]
+
+
+def test_a_noise_aware_cut_keeps_a_best_that_starts_unlucky_within_the_first_rungs_budget():
+    grid = [Setting(lm_weight=w) for w in range(8)]
+    picks = {}
+    for margin in (0.0, 1.0):
+        decode = Unlucky()
+        found = successive_halving(grid, REFS, decode, eta=2, first_share=1 / 16, seed=0, margin=margin)
+        full = [f for f in found if f.share == 1.0]
+        picks[margin] = min(full, key=lambda f: f.score.wer).setting.lm_weight
+        assert max(decode.rungs) <= decode.rungs[0] == 8 * 4  # no rung decodes more than the first
+    assert picks == {0.0: 1, 1.0: 0}  # plain halving drops it on 4 utterances, margin 1 keeps it
+
+
+def test_a_huge_margin_stays_within_the_first_rungs_budget_per_rung():
+    decode = Planted()
+    found = successive_halving(GRID, REFS, decode, eta=2, first_share=1 / 16, seed=0, margin=1e9)
+    # rung 1: all but the one surely worse (wrong on all 4 utterances: gap 8, standard error 0);
+    # then each rung capped at the first one's 64 utterance decodes: 8 x 8 new, 4 x 16, 2 x 32
+    assert decode.calls == [16 * 4, 15 * 4, 8 * 8, 4 * 16, 2 * 32]
     assert min((f for f in found if f.share == 1.0), key=lambda f: f.score.wer).setting.lm_weight == 1.75
 
 
@@ -129,6 +191,7 @@ def test_merge_picks_only_among_full_dev_rows(tmp_path, capsys):
     ({"method": "halving", "first_share": 0}, "decode.sweep.first_share"),
     ({"method": "halving", "first_share": 1.5}, "decode.sweep.first_share"),
     ({"method": "halving", "candidates": "tpe"}, "decode.sweep.candidates"),
+    ({"method": "halving", "margin": -1}, "decode.sweep.margin"),
     ({"method": "tpe", "startup_trials": 0}, "decode.sweep.startup_trials"),
 ])
 def test_schema_refuses_bad_search_keys(sweep, message):

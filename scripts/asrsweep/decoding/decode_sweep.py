@@ -103,7 +103,7 @@ def search_rows(decoder: Decoder, blob: dict, cfg: DecodeConfig, threads: int, w
 
     if spec.method == "halving":
         found = successive_halving(sweep_settings(cfg, where), refs, decode, eta=spec.eta,
-                                   first_share=spec.first_share, seed=spec.seed)
+                                   first_share=spec.first_share, seed=spec.seed, margin=spec.margin)
     else:
         check_ranges(spec, where)
         found = tpe_search(cfg.base, spec.ranges, refs, decode, n=spec.n,

@@ -65,15 +65,41 @@ def dev_order(n_utts: int, seed: int) -> list[int]:
     return order
 
 
+def paired_gap(errors: tuple[int, ...], best: tuple[int, ...]) -> tuple[int, float]:
+    """(errors more than `best` on the same utterances, the standard error of that sum): the sum of
+    the per-utterance differences d and sqrt(n) times their sample deviation."""
+    d = [e - b for e, b in zip(errors, best)]
+    mean = sum(d) / max(len(d), 1)
+    var = sum((x - mean) ** 2 for x in d) / max(len(d) - 1, 1)
+    return sum(d), math.sqrt(len(d) * var)
+
+
+def survivors(ranked: list[tuple[int, Scored]], eta: int, margin: float, limit: int) -> list[int]:
+    """Indices going on from a rung (`ranked` best first): the best 1/eta (rounded up), then every
+    other not significantly worse than the best (paired gap <= `margin` standard errors; none with
+    margin 0, plain halving), best first, at most max(`limit`, the 1/eta) in all."""
+    quota = max(1, math.ceil(len(ranked) / eta))
+    best = ranked[0][1].score.utt_errors
+    keep = [i for i, _ in ranked[:quota]]
+    for i, s in ranked[quota:]:
+        gap, se = paired_gap(s.score.utt_errors, best)
+        if margin > 0 and len(keep) < limit and gap <= margin * se:
+            keep.append(i)
+    return sorted(keep)
+
+
 def successive_halving(settings: list[Setting], refs: list[str], decode: Decode, *, eta: int,
-                       first_share: float, seed: int) -> list[Scored]:
-    """Scored candidates (index = position in `settings`); survivors end on all of dev."""
+                       first_share: float, seed: int, margin: float) -> list[Scored]:
+    """Scored candidates (index = position in `settings`); survivors end on all of dev.
+    A rung decodes no more utterances than the first one (its survivors are capped so)."""
     order = dev_order(len(refs), seed)
+    sizes = rung_sizes(len(refs), first_share, eta)
     hyps: list[dict[int, str]] = [{} for _ in settings]
     results: list[Scored | None] = [None] * len(settings)
     alive = list(range(len(settings)))
-    done = 0
-    for size in rung_sizes(len(refs), first_share, eta):
+    budget = len(settings) * sizes[0]  # utterance decodes of the first rung
+    for k, size in enumerate(sizes):
+        done = sizes[k - 1] if k else 0
         new = order[done:size]
         for i, (chunk, secs) in zip(alive, decode([settings[i] for i in alive], new)):
             hyps[i].update(zip(new, chunk))
@@ -81,9 +107,9 @@ def successive_halving(settings: list[Setting], refs: list[str], decode: Decode,
             seconds = (results[i].seconds if results[i] else 0.0) + secs
             results[i] = Scored(settings[i], score([refs[u] for u in utts], [hyps[i][u] for u in utts]),
                                 seconds, round(size / len(refs), 6) if refs else 1.0)
-        done = size
-        ranked = sorted(((i, results[i]) for i in alive), key=rank_key)
-        alive = sorted(i for i, _ in ranked[:max(1, math.ceil(len(ranked) / eta))])
+        if k + 1 < len(sizes):
+            ranked = sorted(((i, results[i]) for i in alive), key=rank_key)
+            alive = survivors(ranked, eta, margin, budget // (sizes[k + 1] - size))
     return [r for r in results if r is not None]
 
 

@@ -23,7 +23,8 @@ class DecodeSweepSpec:
     (`n` draws, uniform in `ranges` [lo, hi], integers for beam sizes, from `seed`); `shards`
     = number of sweep jobs the workflow runs (must equal --num-shards). Method halving: successive
     halving over the `candidates` (grid or random) list, from `first_share` of dev, keeping
-    1/`eta` of the settings while multiplying the share by `eta`; method tpe: `n` trials of
+    1/`eta` of the settings (and those within `margin` standard errors of the best) while
+    multiplying the share by `eta`; method tpe: `n` trials of
     Optuna's TPE over `ranges`, the first `startup_trials` drawn at random. Both use `seed`."""
 
     method: str = "grid"
@@ -37,6 +38,7 @@ class DecodeSweepSpec:
     candidates: str = "grid"
     eta: int = 2
     first_share: float = 0.0625
+    margin: float = 1.0
     startup_trials: int = 4
 
 
@@ -73,8 +75,8 @@ def check_spec(spec: DecodeSweepSpec, where: str) -> None:
                         "a search runs in one job (shards: 1), only grid and random shard")
     if spec.candidates not in ("grid", "random"):
         raise UserError(f"{where}: decode.sweep.candidates: {spec.candidates!r}; use 'grid' or 'random'")
-    if not (isinstance(spec.eta, int) and spec.eta >= 2 and 0 < spec.first_share <= 1):
-        raise UserError(f"{where}: decode.sweep: need eta >= 2 (integer) and 0 < first_share <= 1")
+    if not (isinstance(spec.eta, int) and spec.eta >= 2 and 0 < spec.first_share <= 1 and spec.margin >= 0):
+        raise UserError(f"{where}: decode.sweep: need eta >= 2 (integer), 0 < first_share <= 1 and margin >= 0")
 
 
 def sweep_settings(cfg: DecodeConfig, where: str) -> list[Setting]:
