@@ -86,7 +86,7 @@ class TrainConfig:
     encoder_lr_mult: float = 1.0  # LR multiplier of every parameter but the CTC head
     head_lr_mult: float = 1.0  # LR multiplier of the CTC head
     freeze_encoder_steps: int = 0  # encoder hf: first N steps train the head only (encoder without gradients)
-    loader_workers: int = 2  # processes reading and padding batches ahead of the step (0 = in the trainer)
+    loader_workers: int = 2  # on CUDA: processes reading and padding batches ahead of the step (0 = in the trainer)
     nodes: int = 1  # SLURM nodes of the training job, `gpus` each (the workflow launches it; > 1: srun + torchrun)
 
     def __post_init__(self):
@@ -244,11 +244,12 @@ class Trainer:
 
     def run(self) -> None:
         """Train until max_steps (or a stop signal: checkpoint, then exit 75)."""
-        p, bar = self.progress, self.progress_bar()
+        p, bar, cuda = self.progress, self.progress_bar(), self.device.type == "cuda"
+        # Workers only feed a GPU: on CPU the model's threads already use the cores they would take.
+        workers = self.cfg.loader_workers if cuda else 0
         while p.step < self.cfg.max_steps:
             batches = self.epoch(p.epoch)
-            for batch in share_batches(self.train, batches, p.index, self.rank, self.world,
-                                       self.cfg.loader_workers, self.device.type == "cuda"):
+            for batch in share_batches(self.train, batches, p.index, self.rank, self.world, workers, cuda):
                 loss = self.train_step(batch)
                 p.step, p.index, p.loss_sum, p.loss_n = p.step + 1, p.index + 1, p.loss_sum + loss, p.loss_n + 1
                 rollover = p.index == len(batches)
