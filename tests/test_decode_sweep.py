@@ -83,8 +83,8 @@ def test_settings_are_deterministic():
 @pytest.mark.parametrize("method", ["halving", "tpe"])
 def test_search_methods_through_the_steps(world, method):
     """One job searches; every decoded setting is listed with its dev share; only full-dev rows win."""
-    cfg = config(world["tmp"], 1, name=f"{method}.json", method=method, first_share=0.3, margin=0.0, n=5,
-                 ranges={"lm_weight": [0.0, 2.0]})  # margin 0: plain halving, whose rungs are known
+    cfg = config(world["tmp"], 1, name=f"{method}.json", method=method, first_share=0.3, eta=2, margin=0.0,
+                 n=5, ranges={"lm_weight": [0.0, 2.0]})  # plain halving by 2, whose rungs are known
     out = world["tmp"] / method
     decode_sweep(common_flags(world, cfg) + ["--out", str(out / "shards/0-of-1.tsv")])
     merge_sweep(["--config", cfg, "--shards", str(out / "shards/0-of-1.tsv"), "--out-dir", str(out)])

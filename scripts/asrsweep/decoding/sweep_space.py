@@ -36,7 +36,7 @@ class DecodeSweepSpec:
     seed: int = 0
     shards: int = 1
     candidates: str = "grid"
-    eta: int = 2
+    eta: int = 3
     first_share: float = 0.0625
     margin: float = 1.0
     startup_trials: int = 4
