@@ -125,3 +125,38 @@ def test_multinode_training_is_one_job_over_its_nodes(tmp_path):
                      "gpus=4")
     train = proc.stdout[proc.stdout.index("rule train:"):].split("\n\n")[0]
     assert "gpu=4" in train and "mpi=" not in train and "torchrun --standalone --nproc_per_node 4 -m" in train
+
+
+@pytest.mark.parametrize("results", ["r", "./r/", "/abs/r"])
+def test_index_folders_are_the_stage_dirs_as_text(results, in_repo):
+    """The input and params functions take folders as text (cheaper than Paths): the same text."""
+    index = SweepIndex("config/experiments/smoke.yaml", results)
+    for run in index.experiments["smoke"].runs:
+        for stage, key in run.keys.items():
+            if stage == "checkpoints":
+                continue
+            assert index.folder("smoke", stage, key) == str(index.stage_dir("smoke", stage, key))
+            assert index.upstream_dir("smoke", "rescore", run.keys["rescore"], stage) == str(
+                index.stage_dir("smoke", stage, key))
+
+
+def test_stage_keys_are_the_digest_of_what_each_stage_reads(in_repo):
+    """Keys are put together from per-section JSON: they must equal the digest of the whole."""
+    import hashlib
+
+    from asrsweep.core.stages import STAGES, upstream_closure
+    from asrsweep.experiment.sweep import PATH_SETTINGS, load_experiment, stage_config, stage_keys
+
+    def digest(blob):
+        return hashlib.sha1(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+    config = load_experiment("config/experiments/smoke.yaml").runs[0].config
+    waveform = {**config, "features": {**config["features"], "type": "waveform"}}
+    inputs = {"data.path": {"sha1": "0123456789abcdef"}, "lm.text[0]": {"sha1": "fedcba9876543210"}}
+    for config_, inputs_ in ((config, {}), (waveform, {}), (config, inputs)):
+        keys = stage_keys(config_, inputs_)
+        for stage in (s.name for s in STAGES if not s.keyed_like):
+            blob = stage_config(config_, stage)
+            read = {k: v["sha1"] for k, v in inputs_.items()
+                    if PATH_SETTINGS[k.split("[")[0]] in upstream_closure(stage)}
+            assert keys[stage] == digest({"config": blob, "inputs": read} if read else blob), stage

@@ -12,25 +12,30 @@ def write_config(stage):
     """
 
     def _command(wildcards):
-        folder = INDEX.stage_dir(wildcards.exp, stage, wildcards.key)
-        experiment = shlex.quote(str(INDEX.experiments[wildcards.exp].path))
-        return (f"python -m asrsweep.experiment.write_config --experiment {experiment} "
-                f"--stage {stage} --key {wildcards.key} --out {folder}/config.json")
+        exp, key = wildcards.exp, wildcards.key
+        return (f"python -m asrsweep.experiment.write_config --experiment {EXPERIMENT_ARGS[exp]} "
+                f"--stage {stage} --key {key} --out {INDEX.folder(exp, stage, key)}/config.json")
 
     _command.__name__ = f"write_{stage}_config"
     return signature_once(_command)
 
 
+# Each experiment file as a shell word, quoted once rather than once per job.
+EXPERIMENT_ARGS = {name: shlex.quote(str(exp.path)) for name, exp in INDEX.experiments.items()}
+
+
 def checkpoint_dir(stage):
-    """Params function: R/E/checkpoints/<stage>-<key>, outside every declared output.
+    """Params: R/E/checkpoints/<stage>-<key>, outside every declared output.
 
     Acoustic training uses the run's `checkpoints` key (see `assign_checkpoint_keys`), so a
-    raised step budget continues from the checkpoints of the shorter training.
+    raised step budget continues from the checkpoints of the shorter training: a function.
+    Other stages use their own key: a wildcard pattern, which costs snakemake less than a call.
     """
+    if stage != "train":
+        return f"{RESULTS}/{{exp}}/checkpoints/{stage}-{{key}}"
 
     def _dir(wildcards):
-        run = INDEX.any_run(wildcards.exp, stage, wildcards.key)
-        key = run.keys["checkpoints"] if stage == "train" else wildcards.key
+        key = INDEX.any_run(wildcards.exp, stage, wildcards.key).keys["checkpoints"]
         return f"{RESULTS}/{wildcards.exp}/checkpoints/{stage}-{key}"
 
     _dir.__name__ = f"checkpoints_of_{stage}"
@@ -63,7 +68,7 @@ def _data_shard_count(wildcards):
 def data_shards(wildcards):
     """Input function: the part.json of every data shard job; none when the corpus is one job."""
     count = _data_shard_count(wildcards)
-    folder = INDEX.stage_dir(wildcards.exp, "data", wildcards.key)
+    folder = INDEX.folder(wildcards.exp, "data", wildcards.key)
     return [f"{folder}/shards/{i}-of-{count}/part.json" for i in range(count)] if count > 1 else []
 
 
@@ -116,7 +121,7 @@ def train_gres(wildcards):
 def sweep_shards(wildcards):
     """All shard tables of a decoder sweep (decode.sweep.shards jobs)."""
     count = INDEX.any_run(wildcards.exp, "decode", wildcards.key).config["decode"]["sweep"]["shards"]
-    folder = INDEX.stage_dir(wildcards.exp, "decode", wildcards.key)
+    folder = INDEX.folder(wildcards.exp, "decode", wildcards.key)
     return [f"{folder}/shards/{i}-of-{count}.tsv" for i in range(count)]
 
 
@@ -157,7 +162,7 @@ def _feature_shard_count(wildcards):
 def feature_shards(wildcards):
     """Input function: the part.json of every feature shard job; none when extraction is one job."""
     count = _feature_shard_count(wildcards)
-    folder = INDEX.stage_dir(wildcards.exp, "features", wildcards.key)
+    folder = INDEX.folder(wildcards.exp, "features", wildcards.key)
     return [f"{folder}/parts/{i}-of-{count}/part.json" for i in range(count)] if count > 1 else []
 
 

@@ -121,25 +121,35 @@ def stage_keys(config: dict, inputs: dict[str, dict] | None = None) -> dict[str,
     `inputs` ({setting: fingerprint}, see `input_fingerprints`) enter the key of the stage that
     reads the file and of every stage downstream of it, so an edited manifest redoes them all.
     """
-    keys = {}
+    keys, texts = {}, {}
     for stage in STAGES:
         if stage.keyed_like:
             keys[stage.name] = keys[stage.keyed_like]
         else:
-            keys[stage.name] = _digest(_key_blob(config, stage.name, inputs or {}))
+            keys[stage.name] = _digest(_key_text(config, stage.name, inputs or {}, texts))
     return keys
 
 
-def _key_blob(config: dict, stage: str, inputs: dict[str, dict]) -> dict:
-    """What the key of `stage` hashes: its stage config, plus the inputs it depends on."""
-    blob = stage_config(config, stage)
+def _key_text(config: dict, stage: str, inputs: dict[str, dict], texts: dict[str, str]) -> str:
+    """What the key of `stage` hashes: its stage config, plus the inputs it depends on, as JSON.
+
+    Exactly `json.dumps(blob, sort_keys=True)`, put together from the JSON of each section
+    (`texts`, filled once per run): every stage reads the sections upstream of it, and writing
+    each again per stage was most of expanding a 1,000-run sweep.
+    """
+    sections = [s for s in SECTIONS[BY_NAME[stage].keyed_like or stage] if s in config]  # sorted
+    for section in sections:
+        if section not in texts:
+            value = json.dumps(_section_view(config, section), sort_keys=True, default=str)
+            texts[section] = f"{json.dumps(section)}: {value}"
+    text = "{" + ", ".join(texts[s] for s in sections) + "}"
     read = {setting: fp["sha1"] for setting, fp in inputs.items()
             if PATH_SETTINGS[setting.split("[")[0]] in upstream_closure(stage)}
-    return {"config": blob, "inputs": read} if read else blob
+    return f'{{"config": {text}, "inputs": {json.dumps(read, sort_keys=True)}}}' if read else text
 
 
-def _digest(blob: dict) -> str:
-    return hashlib.sha1(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:10]
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
 def input_fingerprints(config: dict, where: str, cache: dict[str, dict]) -> dict[str, dict]:
@@ -184,29 +194,34 @@ def _lookup(config: dict, dotted: str):
 def checkpoint_key(config: dict, inputs: dict[str, dict] | None = None) -> str:
     """Hash of the training sections without the `CHECKPOINT_NEUTRAL` settings."""
     train = {k: v for k, v in config.get("train", {}).items() if k not in CHECKPOINT_NEUTRAL}
-    return _digest(_key_blob({**config, "train": train}, "train", inputs or {}))
+    return _digest(_key_text({**config, "train": train}, "train", inputs or {}, {}))
 
 
 def assign_checkpoint_keys(runs: list[Run]) -> None:
     """Set keys['checkpoints']: the neutral key, unless two trainings of this experiment differ
     only in a neutral setting (they would run at once): those keep their own train key."""
+    neutral = [checkpoint_key(run.config, run.inputs) for run in runs]
     trainings: dict[str, set[str]] = {}
-    for run in runs:
-        trainings.setdefault(checkpoint_key(run.config, run.inputs), set()).add(run.keys["train"])
-    for run in runs:
-        neutral = checkpoint_key(run.config, run.inputs)
-        run.keys["checkpoints"] = neutral if len(trainings[neutral]) == 1 else run.keys["train"]
+    for run, key in zip(runs, neutral):
+        trainings.setdefault(key, set()).add(run.keys["train"])
+    for run, key in zip(runs, neutral):
+        run.keys["checkpoints"] = key if len(trainings[key]) == 1 else run.keys["train"]
 
 
 def stage_config(config: dict, stage: str) -> dict:
     """The part of a resolved config that stage `stage` reads (its `--config` file)."""
     sections = SECTIONS[BY_NAME[stage].keyed_like or stage]
-    view = {s: config[s] for s in sections if s in config}
-    if isinstance(view.get("data"), dict):
-        view["data"] = data_read(view["data"])
-    if isinstance(view.get("features"), dict) and view["features"].get("type") == "waveform":
-        view["features"] = {"type": "waveform"}  # samples as they are: no mel settings read
-    return view
+    return {s: _section_view(config, s) for s in sections if s in config}
+
+
+def _section_view(config: dict, section: str):
+    """What the stages read of one section of a resolved config."""
+    value = config[section]
+    if section == "data" and isinstance(value, dict):
+        return data_read(value)
+    if section == "features" and isinstance(value, dict) and value.get("type") == "waveform":
+        return {"type": "waveform"}  # samples as they are: no mel settings read
+    return value
 
 
 def data_read(data: dict) -> dict:

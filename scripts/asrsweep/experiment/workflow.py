@@ -25,6 +25,9 @@ class SweepIndex:
         if not paths:
             raise UserError("workflow config: experiment: give at least one experiment file")
         self.results = Path(results)
+        # Folder paths as text, normalised as `Path` would ("./r/" -> "r/"): input functions ask
+        # for them per job, thousands of times, and joining Paths costs ~100x an f-string.
+        self.prefix = str(self.results / "_")[:-1]
         self.experiments = {}
         for path in paths:
             exp = load_experiment(path, root)
@@ -50,10 +53,13 @@ class SweepIndex:
         """results/<experiment>/<stage>/<key>."""
         return self.results / exp / stage / key
 
+    def folder(self, exp: str, stage: str, key: str) -> str:
+        """`stage_dir` as text."""
+        return f"{self.prefix}{exp}/{stage}/{key}"
+
     def upstream_dir(self, exp: str, stage: str, key: str, upstream: str) -> str:
         """Folder of stage `upstream` that the job `stage/key` reads."""
-        run = self.any_run(exp, stage, key)
-        return str(self.stage_dir(exp, upstream, run.keys[upstream]))
+        return f"{self.prefix}{exp}/{upstream}/{self._by_key[(exp, stage, key)].keys[upstream]}"
 
     def run_dirs(self) -> dict[tuple[str, str], Path]:
         """(experiment, run id) -> results/<experiment>/runs/<run id>."""
@@ -61,7 +67,9 @@ class SweepIndex:
 
     def result_inputs(self, exp: str) -> list[str]:
         """The leaf files that the run folders of `exp` gather (each listed once)."""
-        return sorted({str(path) for run in self.experiments[exp].runs for path in self._result_files(exp, run)})
+        files = result_files()
+        return sorted({f"{self.folder(exp, stage, run.keys[stage])}/{name}"
+                       for run in self.experiments[exp].runs for stage, name in files})
 
     def run_finished(self, exp: str, run_id: str) -> bool:
         """True when every leaf file of the run exists (its result can be gathered)."""
