@@ -108,3 +108,58 @@ def test_provenance_names_the_corpus_fingerprint(tmp_path, manifest):
     [run_] = load_experiment(exp).runs
     corpus = run_.inputs["data.path"]
     assert corpus["path"] == str(manifest) and corpus["files"] == 5 and len(corpus["sha1"]) == 16
+
+
+@pytest.fixture
+def digests(tmp_path, monkeypatch) -> list[Path]:
+    """A fresh fingerprint cache under tmp_path; the list of files whose bytes were hashed."""
+    from asrsweep.core import inputs
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    hashed = []
+    real = inputs.file_digest
+    monkeypatch.setattr(inputs, "file_digest", lambda path: hashed.append(Path(path)) or real(path))
+    return hashed
+
+
+def settled(path: Path, seconds_ago: int = 60) -> Path:
+    """Give `path` an mtime in the past (a file written this instant is never cached: RACY_NS)."""
+    stamp = path.stat().st_mtime_ns - seconds_ago * 1_000_000_000
+    os.utime(path, ns=(stamp, stamp))
+    return path
+
+
+def test_an_unchanged_input_is_hashed_once_across_expansions(tmp_path, manifest, digests):
+    # Every job's write_config expands the experiment again: the corpus must be read once.
+    exp = experiment(tmp_path, f"controls: {{data.source: manifest, data.path: {settled(manifest)}}}\n")
+    keys = [load_experiment(exp).runs[0].keys for _ in range(3)]
+    assert keys[0] == keys[1] == keys[2]
+    assert digests == [manifest.resolve()]
+
+
+def test_a_changed_input_is_hashed_again(tmp_path, manifest, digests):
+    from asrsweep.core.inputs import fingerprint
+
+    before = fingerprint(settled(manifest))
+    # Same size, other bytes and mtime: only the mtime tells, and it must be enough.
+    manifest.write_text(manifest.read_text().replace("word number 1", "word number 7"))
+    after = fingerprint(settled(manifest, seconds_ago=30))
+    assert len(digests) == 2 and after["bytes"] == before["bytes"] and after["sha1"] != before["sha1"]
+    assert fingerprint(manifest) == after and len(digests) == 2  # the new content is cached in turn
+
+
+def test_a_rewritten_audio_file_is_noticed_with_the_manifest_cached(tmp_path, manifest, digests):
+    exp = experiment(tmp_path, f"controls: {{data.source: manifest, data.path: {settled(manifest)}}}\n")
+    before = data_key(exp)
+    sf.write(tmp_path / "u2.wav", np.ones(3200, dtype=np.float32) * 0.1, 16000)
+    assert data_key(exp) != before and len(digests) == 1  # audio is stat-ed, the manifest not re-read
+
+
+def test_a_file_written_just_now_is_not_cached(tmp_path, digests):
+    from asrsweep.core.inputs import fingerprint
+
+    text = tmp_path / "lm.txt"
+    text.write_text("a sentence\n")
+    fingerprint(text)
+    fingerprint(text)
+    assert len(digests) == 2 and not (tmp_path / "cache").exists()
