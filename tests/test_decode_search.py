@@ -154,6 +154,8 @@ def test_neighbours_are_the_adjacent_grid_settings():
     assert {(grid[j].lm_weight, grid[j].word_score) for j in near[at[0.5, -1.0]]} == {
         (1.0, -1.0), (0.5, 0.0), (1.0, 0.0), (1.5, -1.0)}  # a corner: 2 adjacent, the diagonal, the next
     assert neighbours([Setting(lm_weight=w) for w in range(4)]) == [[1, 2], [0, 2], [1, 3], [2, 1]]
+    uneven = [Setting(unk_score=u, beam_size=b) for u in (float("-inf"), -10.0) for b in (10, 50, 500)]
+    assert neighbours(uneven)[1] == [0, 2, 4, 3]  # (-inf, 50): by value ranks, -inf and the 10x steps do no harm
 
 
 class Tied:

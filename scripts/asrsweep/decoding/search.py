@@ -90,10 +90,11 @@ def survivors(ranked: list[tuple[int, Scored]], eta: int, margin: float, limit: 
 
 def neighbours(settings: list[Setting]) -> list[list[int]]:
     """Per candidate, the 2d nearest others, d = the knobs that vary among the candidates, each knob
-    scaled by its spread: on a grid, the adjacent settings along each knob (the next ones at an edge)."""
-    knobs = [k for k in KNOBS if len({getattr(s, k) for s in settings}) > 1]
-    spread = {k: max(getattr(s, k) for s in settings) - min(getattr(s, k) for s in settings) for k in knobs}
-    points = [[getattr(s, k) / spread[k] for k in knobs] for s in settings]
+    measured by the rank of its value among theirs (so -inf, uneven steps and scale do not matter):
+    on a grid, the adjacent settings along each knob (the next ones at an edge)."""
+    values = {k: sorted({getattr(s, k) for s in settings}) for k in KNOBS}
+    knobs = [k for k in KNOBS if len(values[k]) > 1]
+    points = [[values[k].index(getattr(s, k)) / (len(values[k]) - 1) for k in knobs] for s in settings]
     near = []
     for i, p in enumerate(points):
         far = sorted((math.dist(p, q), j) for j, q in enumerate(points) if j != i)
