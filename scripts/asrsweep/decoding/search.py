@@ -8,7 +8,12 @@ setting, so the search is testable without a decoder and the sweep keeps its for
 - Successive halving (Jamieson & Talwalkar 2016; Li et al. 2017, Hyperband's inner loop): every
   candidate on a seeded `first_share` of dev, the best 1/eta (rounded up) on eta times the share,
   ..., the last rung on all of dev. The shares are nested prefixes of one seeded order of dev, so a
-  survivor only decodes the utterances it has not seen yet.
+  survivor only decodes the utterances it has not seen yet. A first rung of a few utterances ranks
+  mostly by noise, so beyond the best 1/eta every candidate not significantly worse than the rung's
+  best goes on too (its extra errors on the same utterances within `margin` standard errors of
+  that paired difference, a racing test as in Maron & Moore 1994), best first, capped so that no
+  rung decodes more utterances than the first: the search costs at most rungs x the first rung.
+  Exact ties go to the candidate whose neighbours in knob space did better on the first rung.
 - TPE (Bergstra et al. 2011) with Optuna's seeded TPESampler, in process, `n` trials over
   `ranges`, each trial scored on all of dev; a trial that repeats a setting reuses its score.
 
