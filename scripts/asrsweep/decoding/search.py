@@ -13,7 +13,6 @@ setting, so the search is testable without a decoder and the sweep keeps its for
   best goes on too (its extra errors on the same utterances within `margin` standard errors of
   that paired difference, a racing test as in Maron & Moore 1994), best first, capped so that no
   rung decodes more utterances than the first: the search costs at most rungs x the first rung.
-  Exact ties go to the candidate whose neighbours in knob space did better on the first rung.
 - TPE (Bergstra et al. 2011) with Optuna's seeded TPESampler, in process, `n` trials over
   `ranges`, each trial scored on all of dev; a trial that repeats a setting reuses its score.
 
@@ -29,7 +28,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable
 
-from asrsweep.decoding.decoder import INT_KNOBS, KNOBS, Setting, make_setting
+from asrsweep.decoding.decoder import INT_KNOBS, Setting, make_setting
 from asrsweep.decoding.scoring import Score, score
 
 Decode = Callable[[list[Setting], list[int]], list[tuple[list[str], float]]]
@@ -93,20 +92,6 @@ def survivors(ranked: list[tuple[int, Scored]], eta: int, margin: float, limit: 
     return sorted(keep)
 
 
-def neighbours(settings: list[Setting]) -> list[list[int]]:
-    """Per candidate, the 2d nearest others, d = the knobs that vary among the candidates, each knob
-    measured by the rank of its value among theirs (so -inf, uneven steps and scale do not matter):
-    on a grid, the adjacent settings along each knob (the next ones at an edge)."""
-    values = {k: sorted({getattr(s, k) for s in settings}) for k in KNOBS}
-    knobs = [k for k in KNOBS if len(values[k]) > 1]
-    points = [[values[k].index(getattr(s, k)) / (len(values[k]) - 1) for k in knobs] for s in settings]
-    near = []
-    for i, p in enumerate(points):
-        far = sorted((math.dist(p, q), j) for j, q in enumerate(points) if j != i)
-        near.append([j for _, j in far[:2 * len(knobs)]])
-    return near
-
-
 def successive_halving(settings: list[Setting], refs: list[str], decode: Decode, *, eta: int,
                        first_share: float, seed: int, margin: float) -> list[Scored]:
     """Scored candidates (index = position in `settings`); survivors end on all of dev.
@@ -117,7 +102,6 @@ def successive_halving(settings: list[Setting], refs: list[str], decode: Decode,
     results: list[Scored | None] = [None] * len(settings)
     alive = list(range(len(settings)))
     budget = len(settings) * sizes[0]  # utterance decodes of the first rung
-    near, basin = neighbours(settings), {}
     for k, size in enumerate(sizes):
         done = sizes[k - 1] if k else 0
         new = order[done:size]
@@ -127,13 +111,8 @@ def successive_halving(settings: list[Setting], refs: list[str], decode: Decode,
             seconds = (results[i].seconds if results[i] else 0.0) + secs
             results[i] = Scored(settings[i], score([refs[u] for u in utts], [hyps[i][u] for u in utts]),
                                 seconds, round(size / len(refs), 6) if refs else 1.0)
-        if k == 0:  # every candidate is on the same utterances here: its neighbours' mean WER
-            basin = {i: sum(results[j].score.wer for j in near[i]) / max(len(near[i]), 1) for i in alive}
         if k + 1 < len(sizes):
-            # a tie on the rung's utterances goes to the setting in the better neighbourhood: the
-            # WER surface is smooth in the knobs, so it is more likely inside the good basin
-            ranked = sorted(((i, results[i]) for i in alive),
-                            key=lambda item: (item[1].score.wer, basin[item[0]], *rank_key(item)[1:]))
+            ranked = sorted(((i, results[i]) for i in alive), key=rank_key)
             alive = survivors(ranked, eta, margin, budget // (sizes[k + 1] - size))
     return [r for r in results if r is not None]
 
