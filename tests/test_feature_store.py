@@ -3,6 +3,7 @@ never holds a whole split (its peak RSS stays far below the size of the train fe
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -36,14 +37,31 @@ def test_round_trip_is_exact_and_shards_are_bounded(tmp_path):
     assert store.nbytes() == sum(p.stat().st_size for p in tmp_path.glob("train-*.npy"))
 
 
-def test_waveforms_keep_float32_and_shards_are_memory_mapped(tmp_path):
+def test_waveforms_keep_float32_and_reads_hold_no_shard_open(tmp_path):
     waves = [torch.randn(1000 * (i + 1), 1) for i in range(3)]
-    write_split(tmp_path, "dev", rows(3), waves, shard_mb=1)
+    write_split(tmp_path, "dev", rows(3), waves, shard_mb=0.004)
     store = FeatureStore(tmp_path, "dev")
     assert torch.equal(store[2], waves[2]) and store[2].dtype == torch.float32
-    assert isinstance(store._maps[0], np.memmap)  # read through the map, not loaded
-    store[2][0, 0] = 5.0  # items are copies: the read-only map is untouched
+    assert store.dim() == 1 and len(list(tmp_path.glob("dev-*.npy"))) == 3
+    open_files = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            open_files.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:  # the descriptor listdir itself used, closed by now
+            pass
+    assert not [f for f in open_files if f.startswith(str(tmp_path))]  # no descriptor per shard stays open
+    store[2][0, 0] = 5.0  # items are copies
     assert torch.equal(store[2], waves[2])
+
+
+def test_a_truncated_shard_is_a_user_error(tmp_path):
+    write_split(tmp_path, "dev", rows(2), [torch.ones(30, 4), torch.ones(40, 4)], shard_mb=1)
+    shard = tmp_path / "dev-00000.npy"
+    shard.write_bytes(shard.read_bytes()[:-8])
+    store = FeatureStore(tmp_path, "dev")
+    assert torch.equal(store[0], torch.ones(30, 4, dtype=torch.float32))
+    with pytest.raises(UserError, match="truncated shard"):
+        store[1]
 
 
 def test_missing_index_or_shard_is_a_user_error(tmp_path):
