@@ -7,10 +7,11 @@ bench/decode_sweep.py (grammar sentences, 4-gram, peaky emissions with 15 % conf
 Each method decodes through decode_sweep's machinery (asrsweep.decoding.decode_sweep.run_settings,
 `--threads` forked workers) with the schema's default decode section and grid (6 x 4). Prints
 per method: the decode wall time and its ratio to the grid's (and the ratio of frames decoded, which
-other load on the machine does not change), and the full-dev WER of the setting it
-picks minus the grid's best (goal for halving: <= 0.2 points at <= 1/3 of the time); halving (the
-schema's `margin`) and plain halving (margin 0) are each run under `--seeds` seeds of their dev
-shares, TPE under as many sampler seeds.
+other load on the machine does not change, and of frames x beam_size, which charges a screening
+beam its share), and the full-dev WER of the setting it picks minus the grid's best (goal for
+halving: <= 0.2 points at <= 1/3 of the time); halving (the schema's decode.sweep: early rungs at
+`screen_beam`) and `full-beam` halving (screen_beam 0, first share 1/16: the former default) are
+each run under `--seeds` seeds of their dev shares, TPE under as many sampler seeds.
 """
 
 from __future__ import annotations
@@ -86,39 +87,43 @@ def main() -> None:
         decoder = Decoder(paths["lexicon"], paths["arpa"], paths["tokens"])
     refs, logprobs = list(blob["texts"]), blob["logprobs"]
 
-    frames = [0]  # frames decoded: the work, whatever else the machine runs meanwhile
+    frames = [0, 0]  # frames decoded and frames x beam_size: the work, whatever else the machine runs
 
     def decode(settings, utts):
-        frames[0] += len(settings) * sum(len(logprobs[u]) for u in utts)
+        n_frames = sum(len(logprobs[u]) for u in utts)
+        frames[0] += len(settings) * n_frames
+        frames[1] += sum(s.beam_size for s in settings) * n_frames
         return run_settings(decoder, settings, [logprobs[u] for u in utts], args.threads)
 
     grid = sweep_settings(cfg, "bench")
     print(f"{len(refs)} dev utts, {sum(len(r.split()) for r in refs)} words; grid {len(grid)} settings; "
-          f"halving eta {spec.eta}, first share {spec.first_share}, margin {spec.margin} (plain: 0); tpe {args.tpe_n} trials "
+          f"halving eta {spec.eta}, first share {spec.first_share}, margin {spec.margin}, screen beam "
+          f"{spec.screen_beam} (full-beam: 0, first share 1/16); tpe {args.tpe_n} trials "
           f"({spec.startup_trials} random first); {args.threads} workers")
     # scored inside the timing, as the searches score their rungs
     wers, t_grid = timed(lambda: {s: score(refs, hyps).wer
                                   for s, (hyps, _) in zip(grid, decode(grid, list(range(len(refs)))))})
-    grid_frames = frames[0]
+    grid_frames, grid_fxb = list(frames)
     grid_best = min(wers.values())
     print(f"grid    : {t_grid:6.2f}s  best dev WER {100 * grid_best:.2f} %")
-    runs = [(name, seed, lambda seed=seed, margin=margin: successive_halving(
-                grid, refs, decode, eta=spec.eta, first_share=spec.first_share, seed=seed, margin=margin))
-            for name, margin in (("halving", spec.margin), ("plain", 0.0)) for seed in range(args.seeds)]
+    runs = [(name, seed, lambda seed=seed, share=share, beam=beam: successive_halving(
+                grid, refs, decode, eta=spec.eta, first_share=share, seed=seed, margin=spec.margin, screen_beam=beam))
+            for name, share, beam in (("halving", spec.first_share, spec.screen_beam), ("full-beam", 1 / 16, 0))
+            for seed in range(args.seeds)]
     runs += [("tpe", seed, lambda seed=seed: tpe_search(
                 cfg.base, spec.ranges, refs, decode, n=args.tpe_n, startup_trials=spec.startup_trials, seed=seed))
              for seed in range(args.seeds)]
     hits: dict[str, int] = {}  # seeds within the goal, per method
     for method, seed, search in runs:
-        frames[0] = 0
+        frames[:] = [0, 0]
         found, secs = timed(search)
         full = [(i, f) for i, f in enumerate(found) if f.share == 1.0]
         _, pick = min(full, key=rank_key)
         gap = 100 * (pick.score.wer - grid_best)
         ok = "ok" if gap <= 0.2 and secs <= t_grid / 3 else "MISSES GOAL"
         hits[method] = hits.get(method, 0) + (ok == "ok")
-        print(f"{method:7s} seed {seed}: {secs:6.2f}s = {secs / t_grid:.2f} x grid (frames decoded "
-              f"{frames[0] / grid_frames:.2f} x); picks lm_weight "
+        print(f"{method:9s} seed {seed}: {secs:6.2f}s = {secs / t_grid:.2f} x grid (frames decoded "
+              f"{frames[0] / grid_frames:.2f} x, frames x beam {frames[1] / grid_fxb:.2f} x); picks lm_weight "
               f"{pick.setting.lm_weight:g} word_score {pick.setting.word_score:g}: dev WER "
               f"{100 * pick.score.wer:.2f} % ({gap:+.2f} points vs grid best; {len(found)} settings, "
               f"{len(full)} on all of dev) {ok if method != 'tpe' else ''}")

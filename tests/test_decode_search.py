@@ -47,13 +47,13 @@ def test_rung_sizes_grow_by_eta_and_end_on_all_of_dev():
     assert rung_sizes(10, 0.3, 3) == [3, 9, 10]
     assert rung_sizes(5, 1.0, 2) == [5]
     assert rung_sizes(3, 0.01, 2) == [1, 2, 3]  # at least one utterance, no empty rung
-    empty = successive_halving(GRID[:2], [], Planted(), eta=2, first_share=0.5, seed=0, margin=0.0)
+    empty = successive_halving(GRID[:2], [], Planted(), eta=2, first_share=0.5, seed=0, margin=0.0, screen_beam=0)
     assert [f.share for f in empty] == [1.0, 1.0]  # an empty dev is all of dev
 
 
 def test_halving_keeps_the_planted_best_and_decodes_less():
     decode = Planted()
-    found = successive_halving(GRID, REFS, decode, eta=2, first_share=1 / 16, seed=0, margin=0.0)
+    found = successive_halving(GRID, REFS, decode, eta=2, first_share=1 / 16, seed=0, margin=0.0, screen_beam=0)
     assert [f.setting for f in found] == GRID  # every candidate is listed, in candidate order
     by_share = {}
     for f in found:
@@ -69,8 +69,8 @@ def test_halving_keeps_the_planted_best_and_decodes_less():
 
 
 def test_halving_scores_match_a_direct_score_and_are_seeded():
-    a = successive_halving(GRID, REFS, Planted(), eta=2, first_share=1 / 16, seed=0, margin=0.0)
-    b = successive_halving(GRID, REFS, Planted(), eta=2, first_share=1 / 16, seed=0, margin=0.0)
+    a = successive_halving(GRID, REFS, Planted(), eta=2, first_share=1 / 16, seed=0, margin=0.0, screen_beam=0)
+    b = successive_halving(GRID, REFS, Planted(), eta=2, first_share=1 / 16, seed=0, margin=0.0, screen_beam=0)
     assert [(f.setting, f.score, f.share) for f in a] == [(f.setting, f.score, f.share) for f in b]
     assert dev_order(64, 0) != dev_order(64, 1) and sorted(dev_order(64, 1)) == list(range(64))
     first = dev_order(64, 0)[:4]  # rung 0 scores the seed's first 4 utterances
@@ -79,7 +79,7 @@ def test_halving_scores_match_a_direct_score_and_are_seeded():
 
 
 def test_halving_with_eta_3():
-    found = successive_halving(GRID, REFS, Planted(), eta=3, first_share=1 / 9, seed=2, margin=0.0)
+    found = successive_halving(GRID, REFS, Planted(), eta=3, first_share=1 / 9, seed=2, margin=0.0, screen_beam=0)
     shares = sorted({f.share for f in found})
     assert shares == [round(8 / 64, 6), round(22 / 64, 6), 1.0]  # ceil(64/9)=8, ceil(64/3)=22, 64
     assert [f.share for f in found].count(1.0) == 2  # 16 -> 6 -> 2
@@ -129,7 +129,7 @@ def test_a_noise_aware_cut_keeps_a_best_that_starts_unlucky_within_the_first_run
     picks = {}
     for margin in (0.0, 1.0):
         decode = Unlucky()
-        found = successive_halving(grid, REFS, decode, eta=2, first_share=1 / 16, seed=0, margin=margin)
+        found = successive_halving(grid, REFS, decode, eta=2, first_share=1 / 16, seed=0, margin=margin, screen_beam=0)
         full = [f for f in found if f.share == 1.0]
         picks[margin] = min(full, key=lambda f: f.score.wer).setting.lm_weight
         assert max(decode.rungs) <= decode.rungs[0] == 8 * 4  # no rung decodes more than the first
@@ -138,11 +138,48 @@ def test_a_noise_aware_cut_keeps_a_best_that_starts_unlucky_within_the_first_run
 
 def test_a_huge_margin_stays_within_the_first_rungs_budget_per_rung():
     decode = Planted()
-    found = successive_halving(GRID, REFS, decode, eta=2, first_share=1 / 16, seed=0, margin=1e9)
+    found = successive_halving(GRID, REFS, decode, eta=2, first_share=1 / 16, seed=0, margin=1e9, screen_beam=0)
     # rung 1: all but the one surely worse (wrong on all 4 utterances: gap 8, standard error 0);
     # then each rung capped at the first one's 64 utterance decodes: 8 x 8 new, 4 x 16, 2 x 32
     assert decode.calls == [16 * 4, 15 * 4, 8 * 8, 4 * 16, 2 * 32]
     assert min((f for f in found if f.share == 1.0), key=lambda f: f.score.wer).setting.lm_weight == 1.75
+
+
+class Screened(Planted):
+    """Planted, 0.2 more errors at a beam below 50 (same ranking), recording each call's beam and utterances."""
+
+    def __init__(self):
+        super().__init__()
+        self.beams, self.utts, self.costs = [], [], []
+
+    def __call__(self, settings, utts):
+        self.beams.append({s.beam_size for s in settings})
+        self.utts.append(list(utts))
+        self.costs.append(len(utts) * sum(s.beam_size for s in settings))
+        out = []
+        for s in settings:
+            rate = error_rate(s) + (0.2 if s.beam_size < 50 else 0.0)
+            out.append(([REFS[u] if ((u * 37) % 64) / 64 >= rate else "wrong" for u in utts], 0.01 * len(utts)))
+        return out
+
+
+def test_screening_rungs_decode_at_the_screen_beam_and_only_full_beam_full_dev_scores_compete():
+    decode = Screened()
+    found = successive_halving(GRID, REFS, decode, eta=2, first_share=1 / 4, seed=0, margin=1.0, screen_beam=10)
+    assert decode.beams == [{10}, {10}, {50}]  # rungs of 16, 32 utterances at beam 10, then all of dev at 50
+    assert [len(u) for u in decode.utts] == [16, 16, 64]  # the last rung re-decodes all of dev
+    assert sorted(decode.utts[-1]) == list(range(64))
+    full = [f for f in found if f.share == 1.0]
+    assert full and all(f.setting in GRID and f.setting.beam_size == 50 for f in full)
+    assert all(f.setting.beam_size == 10 and f.setting.beam_size_token == 6 for f in found if f.share < 1.0)
+    order = dev_order(64, 0)
+    for f in full:  # its own full-beam hypotheses on all of dev (in the seeded order), none of the screening beam's
+        hyps = [REFS[u] if ((u * 37) % 64) / 64 >= error_rate(f.setting) else "wrong" for u in order]
+        assert f.score == score([REFS[u] for u in order], hyps)
+    assert min(full, key=lambda f: f.score.wer).setting.lm_weight == BEST_LM
+    # utterances x beam: the screening rungs within the first's; on the last, the best 1/eta (4) and
+    # no extras, since one more full-beam setting on all of dev would cost more than the first rung
+    assert decode.costs == [16 * 16 * 10, 8 * 16 * 10, 4 * 64 * 50]
 
 
 def test_tpe_is_seeded_and_stays_in_range():
@@ -192,6 +229,8 @@ def test_merge_picks_only_among_full_dev_rows(tmp_path, capsys):
     ({"method": "halving", "first_share": 1.5}, "decode.sweep.first_share"),
     ({"method": "halving", "candidates": "tpe"}, "decode.sweep.candidates"),
     ({"method": "halving", "margin": -1}, "decode.sweep.margin"),
+    ({"method": "halving", "screen_beam": -1}, "decode.sweep.screen_beam"),
+    ({"method": "halving", "screen_beam": 2.5}, "decode.sweep.screen_beam"),
     ({"method": "tpe", "startup_trials": 0}, "decode.sweep.startup_trials"),
 ])
 def test_schema_refuses_bad_search_keys(sweep, message):

@@ -84,7 +84,7 @@ def test_settings_are_deterministic():
 def test_search_methods_through_the_steps(world, method):
     """One job searches; every decoded setting is listed with its dev share; only full-dev rows win."""
     cfg = config(world["tmp"], 1, name=f"{method}.json", method=method, first_share=0.3, eta=2, margin=0.0,
-                 n=5, ranges={"lm_weight": [0.0, 2.0]})  # plain halving by 2, whose rungs are known
+                 screen_beam=10, n=5, ranges={"lm_weight": [0.0, 2.0]})  # plain halving by 2: known rungs
     out = world["tmp"] / method
     decode_sweep(common_flags(world, cfg) + ["--out", str(out / "shards/0-of-1.tsv")])
     merge_sweep(["--config", cfg, "--shards", str(out / "shards/0-of-1.tsv"), "--out-dir", str(out)])
@@ -95,7 +95,11 @@ def test_search_methods_through_the_steps(world, method):
     if method == "halving":  # 6 grid settings on 1 of 3 dev utterances, 3 on 2, 2 on all 3
         assert len(rows) == 6 and shares == [0.333333, 0.666667, 1.0]
         assert [float(r["dev_share"]) for r in rows].count(1.0) == 2 == best["n_full_dev"]
-        assert best["search"] == {"candidates": "grid", "eta": 2, "first_share": 0.3, "seed": 0}
+        assert best["search"] == {"candidates": "grid", "eta": 2, "first_share": 0.3, "margin": 0.0,
+                                  "screen_beam": 10, "seed": 0}
+        # screen_beam 10: the early rungs at beam 10 (token beam 9 x 10/20), the last at beam 20
+        assert {(r["beam_size"], r["beam_size_token"]) for r in rows if float(r["dev_share"]) < 1.0} == {("10", "4")}
+        assert {(r["beam_size"], r["beam_size_token"]) for r in rows if float(r["dev_share"]) == 1.0} == {("20", "9")}
     else:
         assert 1 <= len(rows) <= 5 and shares == [1.0]
         assert all(0.0 <= float(r["lm_weight"]) <= 2.0 for r in rows)

@@ -103,7 +103,8 @@ def search_rows(decoder: Decoder, blob: dict, cfg: DecodeConfig, threads: int, w
 
     if spec.method == "halving":
         found = successive_halving(sweep_settings(cfg, where), refs, decode, eta=spec.eta,
-                                   first_share=spec.first_share, seed=spec.seed, margin=spec.margin)
+                                   first_share=spec.first_share, seed=spec.seed, margin=spec.margin,
+                                   screen_beam=spec.screen_beam)
     else:
         check_ranges(spec, where)
         found = tpe_search(cfg.base, spec.ranges, refs, decode, n=spec.n,

@@ -23,7 +23,7 @@ from asrsweep.decoding.sweep_space import DecodeSweepSpec, load_decode_config
 
 # The decode.sweep keys that describe how each method chose (recorded in best_on_dev.json).
 METHOD_KEYS = {"grid": ("grid",), "random": ("n", "ranges", "seed"),
-               "halving": ("candidates", "eta", "first_share", "seed"),
+               "halving": ("candidates", "eta", "first_share", "margin", "screen_beam", "seed"),
                "tpe": ("n", "ranges", "startup_trials", "seed")}
 
 TIE_BREAK = "lowest dev WER among full-dev rows; ties: lower dev CER, then smaller lm_weight, then earlier setting"

@@ -24,7 +24,8 @@ class DecodeSweepSpec:
     = number of sweep jobs the workflow runs (must equal --num-shards). Method halving: successive
     halving over the `candidates` (grid or random) list, from `first_share` of dev, keeping
     1/`eta` of the settings (and those within `margin` standard errors of the best) while
-    multiplying the share by `eta`; method tpe: `n` trials of
+    multiplying the share by `eta`, every rung but the last (all of dev) at beam `screen_beam`
+    (0 = the settings' own beam); method tpe: `n` trials of
     Optuna's TPE over `ranges`, the first `startup_trials` drawn at random. Both use `seed`."""
 
     method: str = "grid"
@@ -37,8 +38,9 @@ class DecodeSweepSpec:
     shards: int = 1
     candidates: str = "grid"
     eta: int = 3
-    first_share: float = 0.0625
+    first_share: float = 0.25
     margin: float = 1.0
+    screen_beam: int = 10
     startup_trials: int = 4
 
 
@@ -75,8 +77,10 @@ def check_spec(spec: DecodeSweepSpec, where: str) -> None:
                         "a search runs in one job (shards: 1), only grid and random shard")
     if spec.candidates not in ("grid", "random"):
         raise UserError(f"{where}: decode.sweep.candidates: {spec.candidates!r}; use 'grid' or 'random'")
-    if not (isinstance(spec.eta, int) and spec.eta >= 2 and 0 < spec.first_share <= 1 and spec.margin >= 0):
-        raise UserError(f"{where}: decode.sweep: need eta >= 2 (integer), 0 < first_share <= 1 and margin >= 0")
+    if not (isinstance(spec.eta, int) and spec.eta >= 2 and 0 < spec.first_share <= 1 and spec.margin >= 0
+            and isinstance(spec.screen_beam, int) and spec.screen_beam >= 0):
+        raise UserError(f"{where}: decode.sweep: need eta >= 2 (integer), 0 < first_share <= 1, margin >= 0 "
+                        "and screen_beam >= 0 (integer)")
 
 
 def sweep_settings(cfg: DecodeConfig, where: str) -> list[Setting]:
