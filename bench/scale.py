@@ -12,7 +12,7 @@ train.max_steps --steps with one dev evaluation and one checkpoint, at the end.
    disk per hour of the feature store, of the audio and of the manifests.
 2. Reader: one `asrsweep.acoustic.train.Trainer` on the large corpus runs blocks of
    --block-steps steps through `run()`, alternately reading `train["feats"]` from the sharded
-   store (memory maps) and from a list of the same tensors read up front; each block starts from
+   store (positioned reads of its shards) and from a list of the same tensors read up front; each block starts from
    a reset `progress`, so every block trains the same batches with the same seeds. One uncounted
    warm-up block of each (3 steps), then --rounds rounds in alternating order (BA, AB, ...): short blocks,
    many of them, so that a load change on the machine falls on both. Goal: sharded steps/s >=
