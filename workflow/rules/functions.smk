@@ -64,19 +64,27 @@ def _data_shard_count(wildcards):
     return 1 if data["source"] == "demo" else data["shards"]
 
 
+def _part_files(folder, count):
+    """<folder>/I-of-N/part.json of each of `count` shard jobs; none when the stage is one job."""
+    return [f"{folder}/{i}-of-{count}/part.json" for i in range(count)] if count > 1 else []
+
+
+def _merge_flags(count):
+    """` --merge --num-shards N` for the index job of `count` > 1 shard jobs, else nothing."""
+    return f" --merge --num-shards {count}" if count > 1 else ""
+
+
 @signature_once
 def data_shards(wildcards):
     """Input function: the part.json of every data shard job; none when the corpus is one job."""
-    count = _data_shard_count(wildcards)
     folder = INDEX.folder(wildcards.exp, "data", wildcards.key)
-    return [f"{folder}/shards/{i}-of-{count}/part.json" for i in range(count)] if count > 1 else []
+    return _part_files(f"{folder}/shards", _data_shard_count(wildcards))
 
 
 @signature_once
 def data_merge_flags(wildcards):
     """Params function: ` --merge --num-shards N` for a sharded corpus, else nothing."""
-    count = _data_shard_count(wildcards)
-    return f" --merge --num-shards {count}" if count > 1 else ""
+    return _merge_flags(_data_shard_count(wildcards))
 
 
 def _train_nodes(wildcards):
@@ -161,13 +169,11 @@ def _feature_shard_count(wildcards):
 @signature_once
 def feature_shards(wildcards):
     """Input function: the part.json of every feature shard job; none when extraction is one job."""
-    count = _feature_shard_count(wildcards)
     folder = INDEX.folder(wildcards.exp, "features", wildcards.key)
-    return [f"{folder}/parts/{i}-of-{count}/part.json" for i in range(count)] if count > 1 else []
+    return _part_files(f"{folder}/parts", _feature_shard_count(wildcards))
 
 
 @signature_once
 def features_merge_flags(wildcards):
     """Params function: ` --merge --num-shards N` for sharded extraction, else nothing."""
-    count = _feature_shard_count(wildcards)
-    return f" --merge --num-shards {count}" if count > 1 else ""
+    return _merge_flags(_feature_shard_count(wildcards))

@@ -17,6 +17,7 @@ from typing import Iterable
 import torch
 
 from asrsweep.acoustic.batching import pad_batch, pad_targets, rank_share
+from asrsweep.core.checkpoint import StopSignal
 
 PREFETCH = 4  # batches each worker prepares ahead
 
@@ -63,7 +64,7 @@ def read_batch(feats, targets: list[list[int]], idx: list[int], total: int | Non
 def _quiet_worker(worker_id: int) -> None:
     """Workers ignore the stop signals: SLURM signals every process of the job, and a worker that died
     of SIGTERM would fail the trainer's next batch instead of letting it checkpoint and exit 75."""
-    for sig in (signal.SIGTERM, signal.SIGUSR1):
+    for sig in StopSignal.SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
 
 

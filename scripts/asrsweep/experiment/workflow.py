@@ -50,8 +50,8 @@ class SweepIndex:
         return self._by_key[(exp, stage, key)]
 
     def stage_dir(self, exp: str, stage: str, key: str) -> Path:
-        """results/<experiment>/<stage>/<key>."""
-        return self.results / exp / stage / key
+        """results/<experiment>/<stage>/<key> (`folder` as a Path)."""
+        return Path(self.folder(exp, stage, key))
 
     def folder(self, exp: str, stage: str, key: str) -> str:
         """`stage_dir` as text."""
