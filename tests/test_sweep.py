@@ -15,6 +15,18 @@ def test_deep_merge_merges_mappings_and_replaces_scalars_and_lists():
     assert base == {"a": {"b": 1, "c": [1, 2]}, "d": 1}  # inputs untouched
 
 
+def test_deep_merge_shares_no_mapping_or_list_with_its_inputs():
+    base = {"a": {"b": [1, {"x": 1}]}, "c": [1]}
+    override = {"c": [[2]], "z": {"y": [3]}}
+    merged = deep_merge(base, override)
+    merged["a"]["b"][1]["x"] = 9
+    merged["c"][0].append(9)
+    merged["z"]["y"].append(9)
+    assert base == {"a": {"b": [1, {"x": 1}]}, "c": [1]}
+    assert override == {"c": [[2]], "z": {"y": [3]}}
+    assert list(merged) == ["a", "c", "z"]  # base's order, then the new keys
+
+
 def test_undot_accepts_dotted_nested_and_mixed_keys():
     assert undot({"train.lr": 1, "train": {"max_steps": 2}, "model.dim": 3}) == {
         "train": {"lr": 1, "max_steps": 2}, "model": {"dim": 3}}

@@ -11,14 +11,15 @@ from snakemake.utils import validate
 from asrsweep.acoustic.launch import launcher
 from asrsweep.core.common import UserError
 from asrsweep.experiment.validate import schema_path, validate_workflow_config
-from asrsweep.experiment.workflow import SweepIndex, environment_first_on_path, guard
+from asrsweep.experiment.workflow import SweepIndex, environment_first_on_path, guard, long_lived
 from asrsweep.results.stats import summary_flags as summary_stats_flags
 
 try:
-    validate_workflow_config(config)  # one readable line for a bad key or value
-    validate(config, schema_path("config"))  # fills in the defaults
-    INDEX = SweepIndex(config["experiment"], config["results"])
-    guard(INDEX, config["overwrite"])
+    with long_lived():  # the index lives as long as snakemake: the collector need not rescan it
+        validate_workflow_config(config)  # one readable line for a bad key or value
+        validate(config, schema_path("config"))  # fills in the defaults
+        INDEX = SweepIndex(config["experiment"], config["results"])
+        guard(INDEX, config["overwrite"])
 except UserError as err:
     sys.exit(f"error: {err}")
 

@@ -6,18 +6,39 @@ recipes nest; `sweep`, `validate`, `explain` and `workflow` convert between the 
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 
+def copy_tree(value: Any) -> Any:
+    """A copy of parsed YAML/JSON data: new dicts and lists, shared scalars.
+
+    Not `copy.deepcopy`: configs are plain data, and an experiment expands into one merged
+    config per run (1,000 runs: ~500,000 values), where deepcopy's memo and dispatch cost 4x.
+    """
+    if isinstance(value, dict):
+        return {key: copy_tree(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [copy_tree(item) for item in value]
+    return value
+
+
 def deep_merge(base: dict, override: dict) -> dict:
-    """Return `base` updated by `override`: mappings merge deeply; scalars and lists replace."""
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
+    """Return `base` updated by `override`: mappings merge deeply; scalars and lists replace.
+
+    Neither argument is changed and the result shares no dict or list with them; keys keep
+    `base`'s order, keys new in `override` follow.
+    """
+    merged = {}
+    for key, value in base.items():
+        if key not in override:
+            merged[key] = copy_tree(value)
+        elif isinstance(value, dict) and isinstance(override[key], dict):
+            merged[key] = deep_merge(value, override[key])
         else:
-            merged[key] = copy.deepcopy(value)
+            merged[key] = copy_tree(override[key])
+    for key, value in override.items():
+        if key not in base:
+            merged[key] = copy_tree(value)
     return merged
 
 

@@ -7,8 +7,10 @@ here before any job is scheduled. This module never imports snakemake.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from asrsweep.core.common import UserError
@@ -16,6 +18,26 @@ from asrsweep.core.stages import STAGES, result_files
 from asrsweep.experiment.configio import parse_yaml
 from asrsweep.experiment.nested import flatten
 from asrsweep.experiment.sweep import Run, load_experiment
+
+@contextmanager
+def long_lived():
+    """Build data that lives as long as the process (the index, the rules) without collector passes,
+    then move everything alive into the collector's permanent generation (`gc.freeze`).
+
+    The index of a 1,000-run sweep holds ~500,000 config values. Without this, every full pass
+    of the cyclic collector while snakemake builds the DAG walks them all again: measured on that
+    sweep, `snakemake -n` took 10.4 CPU s, with it 9.0 (nothing in the index forms a cycle
+    that would need collecting).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
 
 class SweepIndex:
     """All runs of the requested experiments and their stage folders under `results`."""
