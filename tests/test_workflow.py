@@ -121,6 +121,12 @@ def test_multinode_training_is_one_job_over_its_nodes(tmp_path):
     train = proc.stdout[proc.stdout.index("rule train:"):].split("\n\n")[0]
     assert "nodes=2, tasks=2, mpi=srun, gres=gpu:4" in train and "gpu=" not in train.replace("gres=gpu", "")
     assert "python -m asrsweep.acoustic.launch --nodes 2 --tasks 2 --gpus-per-node 4" in train
+    # A real run with the local executor stops before its first job, naming the file and the run.
+    proc = snakemake("-j1", "--config", f"experiment={tmp_path / 'two.yaml'}", f"results={tmp_path}/r", "gpus=4")
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert len(errors) == 1 and "two.yaml" in errors[0] and "train.nodes: 2" in errors[0] and "'local'" in errors[0]
+    assert not (tmp_path / "r").exists()
     proc = snakemake("-n", "-p", "--config", "experiment=config/experiments/smoke.yaml", f"results={tmp_path}/s",
                      "gpus=4")
     train = proc.stdout[proc.stdout.index("rule train:"):].split("\n\n")[0]

@@ -8,7 +8,7 @@ import sys
 from snakemake.common import overwrite_function_params
 from snakemake.utils import validate
 
-from asrsweep.acoustic.launch import launcher
+from asrsweep.acoustic.launch import check_executor, launcher
 from asrsweep.core.common import UserError
 from asrsweep.experiment.validate import schema_path, validate_workflow_config
 from asrsweep.experiment.workflow import SweepIndex, environment_first_on_path, guard, long_lived

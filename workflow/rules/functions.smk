@@ -91,6 +91,15 @@ def _train_nodes(wildcards):
     return INDEX.any_run(wildcards.exp, "train", wildcards.key).config["train"]["nodes"]
 
 
+def check_multinode_executor(dag, executor):
+    """onstart: every train job to run over several nodes needs the SLURM executor (one clear line)."""
+    for job in dag.needrun_jobs():
+        if job.rule.name == "train":
+            run = INDEX.any_run(job.wildcards.exp, "train", job.wildcards.key)
+            where = f"{INDEX.experiments[job.wildcards.exp].path} (run {run.run_id})"
+            check_executor(executor, where, run.config["train"]["nodes"])
+
+
 @signature_once
 def train_launcher(wildcards, resources, threads):
     """`python -m` on one device, torchrun (DDP) for several GPUs, srun + torchrun over several nodes."""

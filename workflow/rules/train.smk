@@ -5,6 +5,14 @@
 # timed-out job must resume, never restart.
 
 
+# Before any job of a real run starts (not in dry runs; SLURM job steps run no hooks).
+onstart:
+    try:
+        check_multinode_executor(workflow.dag, workflow.executor_plugin.name)
+    except UserError as err:
+        sys.exit(f"error: {err}")
+
+
 rule train:
     input:
         upstream("train", "features", "train.index.tsv", "dev.index.tsv"),

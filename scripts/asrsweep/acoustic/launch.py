@@ -36,6 +36,18 @@ def launcher(nodes: int, tasks: int, gpus: int, threads: int) -> str:
     return f"python -m asrsweep.acoustic.launch --nodes {nodes} --tasks {tasks} --gpus-per-node {gpus} --threads {threads}"
 
 
+def check_executor(executor: str, where: str, nodes: int) -> None:
+    """Refuse a training over `nodes` > 1 nodes under an executor other than SLURM's, before any job runs.
+
+    The launcher needs the job's srun (see the module docstring); caught at job start instead,
+    every upstream job of a local run would have run first. `where` names the run (file and id).
+    """
+    if nodes > 1 and executor != "slurm":
+        raise UserError(f"{where}: train.nodes: {nodes} runs as one SLURM job over {nodes} nodes, but this "
+                        f"snakemake runs jobs with the '{executor}' executor; run with --profile profiles/slurm, "
+                        "or on one machine set train.nodes: 1 and gpus: N")
+
+
 def srun_argv(args: argparse.Namespace) -> list[str]:
     """srun of this module once per task (node), each with its share of the job's CPUs and GPUs."""
     argv = ["srun", f"--nodes={args.nodes}", f"--ntasks={args.tasks}", f"--cpus-per-task={args.threads}",
