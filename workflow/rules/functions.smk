@@ -142,10 +142,10 @@ def sweep_shards(wildcards):
     return [f"{folder}/shards/{i}-of-{count}.tsv" for i in range(count)]
 
 
-def decoder_inputs(stage):
-    """Inputs every decoding job of `stage` reads: emissions, lexicon, n-gram, tokens."""
+def decoder_inputs(stage, splits=("dev", "test")):
+    """Inputs every decoding job of `stage` reads: the emissions of `splits`, lexicon, n-gram, tokens."""
     return dict(
-        emissions=upstream(stage, "emissions", "dev.pt", "test.pt"),
+        emissions=upstream(stage, "emissions", *(f"{split}.pt" for split in splits)),
         lexicon=upstream(stage, "lexicon", "lexicon.txt"),
         arpa=upstream(stage, "ngram", "lm.arpa"),
         tokens=upstream(stage, "tokenizer", "tokens.txt"),
