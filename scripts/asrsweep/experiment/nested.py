@@ -13,7 +13,8 @@ def copy_tree(value: Any) -> Any:
     """A copy of parsed YAML/JSON data: new dicts and lists, shared scalars.
 
     Not `copy.deepcopy`: configs are plain data, and an experiment expands into one merged
-    config per run (1,000 runs: ~500,000 values), where deepcopy's memo and dispatch cost 4x.
+    config per run (1,000 runs: ~500,000 values), where deepcopy's memo and dispatch take 2x
+    as long (measured on the demo's config).
     """
     if isinstance(value, dict):
         return {key: copy_tree(item) for key, item in value.items()}
