@@ -174,6 +174,13 @@ def test_launcher_picks_python_torchrun_or_the_multinode_launch():
                                                    "--gpus-per-node 8 --threads 16")
 
 
+def test_multinode_training_needs_the_slurm_executor():
+    for executor, nodes in (("slurm", 2), ("touch", 2), ("local", 1)):
+        launch.check_executor(executor, "x.yaml (run a)", nodes)
+    with pytest.raises(UserError, match=r"x.yaml \(run a\): train.nodes: 2 .*'local' executor"):
+        launch.check_executor("local", "x.yaml (run a)", 2)
+
+
 def test_rendezvous_comes_from_srun_environment(monkeypatch):
     monkeypatch.setattr(launch, "first_host", lambda nodelist: {"gpu[07-08]": "gpu07"}[nodelist])
     args = launch.parse("--task --nodes 2 --tasks 2 --gpus-per-node 8 --threads 16 asrsweep.acoustic.train "

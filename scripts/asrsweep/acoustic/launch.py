@@ -42,7 +42,7 @@ def check_executor(executor: str, where: str, nodes: int) -> None:
     The launcher needs the job's srun (see the module docstring); caught at job start instead,
     every upstream job of a local run would have run first. `where` names the run (file and id).
     """
-    if nodes > 1 and executor != "slurm":
+    if nodes > 1 and executor not in ("slurm", "touch"):  # touch runs nothing
         raise UserError(f"{where}: train.nodes: {nodes} runs as one SLURM job over {nodes} nodes, but this "
                         f"snakemake runs jobs with the '{executor}' executor; run with --profile profiles/slurm, "
                         "or on one machine set train.nodes: 1 and gpus: N")
