@@ -2,10 +2,11 @@
 
 The helpers of bench/scale.py at toy size: the peak-RSS poller tells a big process from a small
 one run beside it, the --config files load as the steps read them, and the store comparison
-sees a one-byte difference.
+sees a one-byte difference; bench/ingest.py runs end to end at toy size.
 """
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 
@@ -68,3 +69,13 @@ def test_store_comparison_and_size(scale, tmp_path):
     data[-1] ^= 1
     shard.write_bytes(bytes(data))
     assert not scale.same_store(tmp_path / "a", tmp_path / "b")
+
+
+def test_ingest_bench_runs_both_ways_and_compares_the_manifests(tmp_path):
+    """bench/ingest.py at toy size: 1 job vs 2 shard jobs, in place and copied, equal data folders."""
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "ingest.py"), "--utts", "40", "--rounds", "1",
+                           "--workdir", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.stdout.count("manifests equal: yes") == 2
+    copied = (tmp_path / "ingest" / "data-copy-2jobs" / "train.tsv").read_text()
+    assert "shards/0-of-2/audio/" in copied and "shards/1-of-2/audio/" in copied
