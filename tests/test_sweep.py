@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from asrsweep.experiment.nested import deep_merge, flatten, undot
 from asrsweep.experiment.sweep import load_experiment, make_run_id, stage_config
+from asrsweep.experiment.workflow import long_lived
 
 
 def test_deep_merge_merges_mappings_and_replaces_scalars_and_lists():
@@ -110,3 +113,17 @@ def test_raised_step_budget_shares_checkpoints_but_parallel_budgets_do_not(write
     both = load_experiment(write_experiment("variables: {train.max_steps: [100, 300]}\n", "c")).runs
     # two trainings of one experiment run at once: never one checkpoint folder for both
     assert both[0].keys["checkpoints"] != both[1].keys["checkpoints"]
+
+
+def test_long_lived_freezes_what_it_built_and_restores_the_collector():
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            with long_lived():
+                assert not gc.isenabled()  # no collector passes while the index is built
+                index = [{"run": i} for i in range(1000)]
+            assert gc.isenabled() == enabled and gc.get_freeze_count() >= len(index)
+            gc.unfreeze()
+    finally:
+        gc.unfreeze()
+        gc.enable()
