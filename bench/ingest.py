@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from scale import MB, Measured, prepare, run_measured, step, write_configs  # bench/ is on sys.path
+from scale import one_vs_shards, prepare, print_one_vs_shards, write_configs  # bench/ is on sys.path
 
 from asrsweep.core.common import write_json_atomic
 from asrsweep.experiment.sweep import stage_config
@@ -51,26 +51,9 @@ def data_config(folder: Path, manifest: Path, copy_audio: bool) -> Path:
     """prepare_corpus's --config: the schema's data defaults on this manifest, one process a job."""
     config = schema_defaults(load_schema("recipe"))
     config["data"].update(source="manifest", path=str(manifest), copy_audio=copy_audio, workers=1)
-    path = folder / f"data-{'copy' if copy_audio else 'inplace'}.json"
+    path = folder / f"data-{'copy' if copy_audio else 'inplace'}.json"  # the figures print under this name
     write_json_atomic(path, stage_config(config, "data"))
     return path
-
-
-def one_job(config: Path, out: Path, logs: Path) -> Measured:
-    """prepare_corpus as one job into a fresh `out`."""
-    shutil.rmtree(out, ignore_errors=True)
-    return run_measured([step("data.prepare_corpus", "--config", config, "--outdir", out)], [logs / f"{out.name}.log"])
-
-
-def shard_jobs(config: Path, out: Path, logs: Path, jobs: int) -> tuple[Measured, Measured]:
-    """prepare_corpus as `jobs` parallel shard jobs, then the merge job, into a fresh `out`."""
-    shutil.rmtree(out, ignore_errors=True)
-    common = ("--config", config, "--outdir", out)
-    shards = run_measured([step("data.prepare_corpus", *common, "--shard", i, "--num-shards", jobs)
-                           for i in range(jobs)], [logs / f"{out.name}-shard{i}.log" for i in range(jobs)])
-    merge = run_measured([step("data.prepare_corpus", *common, "--merge", "--num-shards", jobs)],
-                         [logs / f"{out.name}-merge.log"])
-    return shards, merge
 
 
 def same_manifests(a: Path, b: Path) -> bool:
@@ -79,34 +62,16 @@ def same_manifests(a: Path, b: Path) -> bool:
                for n in (*SPLIT_FILES, "lm.txt"))
 
 
-def measure(config: Path, work: Path, jobs: int, rounds: int) -> dict:
-    """One job vs `jobs` shard jobs + merge, alternating; the best of `rounds` each."""
-    one, split = [], []
-    for rnd in range(rounds):
-        for kind in (("one", "shards") if rnd % 2 == 0 else ("shards", "one")):
-            if kind == "one":
-                one.append(one_job(config, work / f"{config.stem}-1job", work))
-            else:
-                split.append(shard_jobs(config, work / f"{config.stem}-{jobs}jobs", work, jobs))
-        print(f"  {config.stem} round {rnd + 1}: 1 job {one[-1].seconds:.1f} s; {jobs} jobs "
-              f"{split[-1][0].seconds:.1f} s + merge {split[-1][1].seconds:.1f} s", flush=True)
-    best = min(split, key=lambda pair: pair[0].seconds + pair[1].seconds)
-    return {"one": min(one, key=lambda m: m.seconds), "shards": best[0], "merge": best[1],
-            "equal": same_manifests(work / f"{config.stem}-1job", work / f"{config.stem}-{jobs}jobs")}
-
-
-def report(name: str, row: dict, utts: int, jobs: int) -> None:
-    one, shards, merge = row["one"], row["shards"], row["merge"]
-    both = shards.seconds + merge.seconds
-    print(f"== {name}: {utts} utts")
-    print(f"  1 job: {one.seconds:.1f} s, {utts / one.seconds:.0f} utts/s, peak RSS {one.peaks[0] / MB:.0f} MB")
-    print(f"  {jobs} jobs: shards {shards.seconds:.1f} s (peak RSS {max(shards.peaks) / MB:.0f} MB each at most)"
-          f" + merge {merge.seconds:.1f} s (peak RSS {merge.peaks[0] / MB:.0f} MB) = {both:.1f} s,"
-          f" {utts / both:.0f} utts/s; speed-up {one.seconds / both:.2f}x (shards alone"
-          f" {one.seconds / shards.seconds:.2f}x)")
-    print(f"  manifests equal: {'yes' if row['equal'] else 'NO'}", flush=True)
-    if not row["equal"]:
-        raise SystemExit(f"{name}: the {jobs}-job data folder lists other utterances than the 1-job one")
+def measure(config: Path, work: Path, utts: int, jobs: int, rounds: int) -> None:
+    """One job vs `jobs` shard jobs + merge, alternating, printed; the data folders must be equal."""
+    outs = (work / f"{config.stem}-1job", work / f"{config.stem}-{jobs}jobs")
+    runs = one_vs_shards(f"  {config.stem}", "data.prepare_corpus", ("--config", config), outs, work, jobs, rounds)
+    print(f"== {config.stem}: {utts} utts (best of {rounds})")
+    print_one_vs_shards(runs, utts, jobs)
+    equal = same_manifests(*outs)
+    print(f"  manifests equal: {'yes' if equal else 'NO'}", flush=True)
+    if not equal:
+        raise SystemExit(f"{config.stem}: the {jobs}-job data folder lists other utterances than the 1-job one")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -127,9 +92,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"corpus: {utts} utts in {manifest}" + (f", made in {made['prepare_demo']:.1f} s" if made else ""))
         runs = work / "ingest"
         runs.mkdir(exist_ok=True)
-        for copy_audio, name in ((False, "in place (size + SHA-1)"), (True, "data.copy_audio: true")):
-            report(name, measure(data_config(runs, manifest, copy_audio), runs, args.jobs, args.rounds),
-                   utts, args.jobs)
+        for copy_audio in (False, True):
+            measure(data_config(runs, manifest, copy_audio), runs, utts, args.jobs, args.rounds)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -155,22 +155,56 @@ def prepare(folder: Path, configs: dict[str, Path]) -> dict:
     return made
 
 
-def extract_one_job(folder: Path, configs: dict[str, Path], out: Path) -> Measured:
-    """compute_features as one job (features.shards 1) into a fresh `out`."""
+def one_job(module: str, flags: tuple, out: Path, logs: Path) -> Measured:
+    """Step `module` as one job into a fresh `out` (its log in `logs`)."""
     shutil.rmtree(out, ignore_errors=True)
-    return run_measured([step("data.compute_features", "--config", configs["features"], "--data", folder / "data",
-                              "--outdir", out, "--threads", 1)], [folder / f"{out.name}.log"])
+    return run_measured([step(module, *flags, "--outdir", out)], [logs / f"{out.name}.log"])
 
 
-def extract_shard_jobs(folder: Path, configs: dict[str, Path], out: Path, jobs: int) -> tuple[Measured, Measured]:
-    """compute_features as `jobs` parallel shard jobs, then the merge job, into a fresh `out`."""
+def shard_jobs(module: str, flags: tuple, out: Path, logs: Path, jobs: int) -> tuple[Measured, Measured]:
+    """Step `module` as `jobs` parallel `--shard` jobs, then its `--merge` job, into a fresh `out`."""
     shutil.rmtree(out, ignore_errors=True)
-    common = ("--config", configs["features"], "--data", folder / "data", "--outdir", out, "--threads", 1)
-    shards = run_measured([step("data.compute_features", *common, "--shard", i, "--num-shards", jobs)
-                           for i in range(jobs)], [folder / f"{out.name}-shard{i}.log" for i in range(jobs)])
-    merge = run_measured([step("data.compute_features", *common, "--merge", "--num-shards", jobs)],
-                         [folder / f"{out.name}-merge.log"])
+    common = (*flags, "--outdir", out)
+    shards = run_measured([step(module, *common, "--shard", i, "--num-shards", jobs) for i in range(jobs)],
+                          [logs / f"{out.name}-shard{i}.log" for i in range(jobs)])
+    merge = run_measured([step(module, *common, "--merge", "--num-shards", jobs)], [logs / f"{out.name}-merge.log"])
     return shards, merge
+
+
+def one_vs_shards(label: str, module: str, flags: tuple, outs: tuple[Path, Path], logs: Path, jobs: int,
+                  rounds: int) -> dict:
+    """`module` as one job into outs[0] against `jobs` shard jobs + merge into outs[1], alternating
+    (AB, BA, ...) `rounds` times: {"one": [Measured], "shards": [Measured], "merge": [Measured]}."""
+    runs = {"one": [], "shards": [], "merge": []}
+    for rnd in range(rounds):
+        for kind in (("one", "shards") if rnd % 2 == 0 else ("shards", "one")):
+            if kind == "one":
+                runs["one"].append(one_job(module, flags, outs[0], logs))
+            else:
+                shards, merge = shard_jobs(module, flags, outs[1], logs, jobs)
+                runs["shards"].append(shards)
+                runs["merge"].append(merge)
+        print(f"{label} round {rnd + 1}: 1 job {runs['one'][-1].seconds:.1f} s; {jobs} jobs "
+              f"{runs['shards'][-1].seconds:.1f} s + merge {runs['merge'][-1].seconds:.1f} s", flush=True)
+    return runs
+
+
+def print_one_vs_shards(runs: dict, utts: int, jobs: int) -> None:
+    """The best round of each way: wall time, utterances/s, peak RSS, and the speed-up."""
+    one = min(runs["one"], key=lambda m: m.seconds)
+    best = min(range(len(runs["shards"])), key=lambda i: runs["shards"][i].seconds + runs["merge"][i].seconds)
+    shards, merge = runs["shards"][best], runs["merge"][best]
+    both = shards.seconds + merge.seconds
+    print(f"  1 job: {one.seconds:.1f} s, {utts / one.seconds:.0f} utts/s, peak RSS "
+          f"{max(m.peaks[0] for m in runs['one']) / MB:.0f} MB")
+    print(f"  {jobs} jobs: shards {shards.seconds:.1f} s (peak RSS {max(shards.peaks) / MB:.0f} MB each at most) + merge"
+          f" {merge.seconds:.1f} s (peak RSS {merge.peaks[0] / MB:.0f} MB) = {both:.1f} s, {utts / both:.0f} utts/s;"
+          f" speed-up {one.seconds / both:.2f}x (shards alone {one.seconds / shards.seconds:.2f}x)")
+
+
+def feature_flags(folder: Path, configs: dict[str, Path]) -> tuple:
+    """compute_features's flags for the corpus of `folder`, one thread (as the rules run shard jobs)."""
+    return ("--config", configs["features"], "--data", folder / "data", "--threads", 1)
 
 
 def store_files(folder: Path) -> list[Path]:
@@ -300,7 +334,8 @@ def run_bench(args: argparse.Namespace, work: Path) -> None:
     big = folders["large"]
     extract = extraction(big, configs["large"], corpus["large"]["utts"], args.extract_rounds)
     features = {"small": folders["small"] / "features", "large": big / "features-2jobs"}
-    small = extract_one_job(folders["small"], configs["small"], features["small"])
+    small = one_job("data.compute_features", feature_flags(folders["small"], configs["small"]), features["small"],
+                    folders["small"])
     print(f"extract small: 1 job {small.seconds:.1f} s ({corpus['small']['utts']} utts)", flush=True)
     peaks = {k: train_peak(folders[k], configs[k], features[k], args.threads) for k in sizes}
     for k, m in peaks.items():
@@ -314,19 +349,9 @@ def run_bench(args: argparse.Namespace, work: Path) -> None:
 
 def extraction(folder: Path, configs: dict[str, Path], utts: int, rounds: int) -> dict:
     """One job vs 2 shard jobs + merge, `rounds` times alternating; the stores compared bitwise."""
-    one, shards, merge = [], [], []
-    for rnd in range(rounds):
-        for kind in (("one", "two") if rnd % 2 == 0 else ("two", "one")):
-            if kind == "one":
-                one.append(extract_one_job(folder, configs, folder / "features-1job"))
-            else:
-                pair = extract_shard_jobs(folder, configs, folder / "features-2jobs", 2)
-                shards.append(pair[0])
-                merge.append(pair[1])
-        print(f"extract round {rnd + 1}: 1 job {one[-1].seconds:.1f} s; 2 jobs {shards[-1].seconds:.1f} s"
-              f" + merge {merge[-1].seconds:.1f} s ({utts} utts)", flush=True)
-    return {"one": one, "shards": shards, "merge": merge, "utts": utts,
-            "equal": same_store(folder / "features-1job", folder / "features-2jobs")}
+    outs = (folder / "features-1job", folder / "features-2jobs")
+    runs = one_vs_shards("extract", "data.compute_features", feature_flags(folder, configs), outs, folder, 2, rounds)
+    return {**runs, "utts": utts, "equal": same_store(*outs)}
 
 
 def summary(args, corpus, features, peaks, blocks, read_s, extract) -> None:
@@ -349,16 +374,9 @@ def summary(args, corpus, features, peaks, blocks, read_s, extract) -> None:
           f" (goal >= 0.95: {goal(sharded / memory >= 0.95)})")
     print(f"  CPU seconds: sharded {cpu_sharded:.1f}, in-memory {cpu_memory:.1f}: in-memory / sharded"
           f" {cpu_memory / cpu_sharded:.3f}")
-    one = min(m.seconds for m in extract["one"])
-    two = min(a.seconds + b.seconds for a, b in zip(extract["shards"], extract["merge"]))
-    n = extract["utts"]
-    print(f"== extraction of the {g['hours']:.1f} h corpus ({n} utts, 1 thread a job; best of {args.extract_rounds})")
-    print(f"  1 job: {one:.1f} s, {n / one:.0f} utts/s, peak RSS {max(m.peaks[0] for m in extract['one']) / MB:.0f} MB")
-    best = min(range(len(extract["shards"])), key=lambda i: extract["shards"][i].seconds + extract["merge"][i].seconds)
-    sh, me = extract["shards"][best], extract["merge"][best]
-    print(f"  2 jobs: shards {sh.seconds:.1f} s (peak RSS {max(sh.peaks) / MB:.0f} MB each at most) + merge"
-          f" {me.seconds:.1f} s (peak RSS {me.peaks[0] / MB:.0f} MB) = {two:.1f} s, {n / two:.0f} utts/s;"
-          f" speed-up {one / two:.2f}x (shards alone {one / sh.seconds:.2f}x)")
+    print(f"== extraction of the {g['hours']:.1f} h corpus ({extract['utts']} utts, 1 thread a job; "
+          f"best of {args.extract_rounds})")
+    print_one_vs_shards(extract, extract["utts"], 2)
     print(f"  stores bitwise equal: {'yes' if extract['equal'] else 'NO'}", flush=True)
     if not extract["equal"]:
         raise SystemExit("the 2-job store differs from the 1-job store")
