@@ -97,7 +97,7 @@ def check_multinode_executor(dag, executor):
         if job.rule.name == "train":
             run = INDEX.any_run(job.wildcards.exp, "train", job.wildcards.key)
             where = f"{INDEX.experiments[job.wildcards.exp].path} (run {run.run_id})"
-            check_executor(executor, where, run.config["train"]["nodes"])
+            check_executor(executor, where, _train_nodes(job.wildcards))
 
 
 @signature_once
